@@ -1,0 +1,126 @@
+"""Wiring: build the MCP server, own the API client for the server's lifetime, register the tools."""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AsyncExitStack, asynccontextmanager
+from typing import Any
+
+import httpx2
+from mcp.server import CacheHint
+from mcp.server.mcpserver import MCPServer
+from mcp.server.mcpserver.exceptions import ToolError
+from mcp.server.mcpserver.tools import Tool
+from mcp.server.mcpserver.utilities.func_metadata import ArgModelBase
+from pydantic import ConfigDict, ModelWrapValidatorHandler, ValidationError, model_validator
+from pydantic_core import InitErrorDetails, PydanticCustomError
+
+from scenario_upscale_mcp import __version__
+from scenario_upscale_mcp.client import ScenarioClient
+from scenario_upscale_mcp.config import Settings
+from scenario_upscale_mcp.errors import ScenarioError
+from scenario_upscale_tools.common import AppState, ToolSpec
+from scenario_upscale_tools.inventory import TOOLS
+
+logger = logging.getLogger(__name__)
+
+INSTRUCTIONS = """\
+Upscales images with Scenario's models. upscale_v3 is general purpose (1-16x, styles, presets);
+upscale_texture is for seamless game textures (2-8x, keeps tiling). Pass images as local file paths
+or Scenario asset ids. Each upscale is billed in creative units: use dryRun=true to quote the cost
+first when the user may care. A job that outlasts `wait` keeps running: check it with get_job.
+Results are saved to the output folder; the answer gives their paths.
+"""
+
+
+def create_server(
+    settings: Settings | None = None,
+    *,
+    transport: httpx2.AsyncBaseTransport | None = None,
+) -> MCPServer[AppState]:
+    """The server. Tests pass `transport` (an httpx2 mock or the sandbox's ASGI app) to avoid the network."""
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(_server: MCPServer[AppState]) -> AsyncIterator[AppState]:
+        async with AsyncExitStack() as stack:
+            base_url = settings.base_url
+            if settings.sandbox and base_url is None and transport is None:
+                # Imported here: starlette and uvicorn stay out of a normal start-up.
+                from scenario_upscale_mcp.sandbox import Sandbox, serve_in_thread
+
+                base_url = stack.enter_context(serve_in_thread(Sandbox()))
+                logger.info("SCENARIO_SANDBOX=1: using the built-in simulator at %s", base_url)
+            client = await stack.enter_async_context(ScenarioClient(settings, base_url=base_url, transport=transport))
+            if settings.credentials() is None:
+                logger.warning("no credentials: set SCENARIO_SDK_API_KEY and SCENARIO_SDK_API_SECRET")
+            yield AppState(settings=settings, client=client)
+
+    return MCPServer(
+        "scenario-upscale-mcp",
+        title="Scenario Upscale",
+        version=__version__,
+        instructions=INSTRUCTIONS,
+        lifespan=lifespan,
+        tools=[build_tool(spec) for spec in TOOLS],
+        cache_hints={"tools/list": CacheHint(ttl_ms=60_000, scope="public")},
+    )
+
+
+def build_tool(spec: ToolSpec) -> Tool:
+    """A registered tool: unknown arguments refused, API-layer errors turned into tool errors."""
+    tool = Tool.from_function(spec.fn, name=spec.name, title=spec.title, annotations=spec.annotations)
+    strict = _forbid_unknown_arguments(tool.fn_metadata.arg_model)
+    tool.fn_metadata.arg_model = strict
+    tool.parameters = strict.model_json_schema(by_alias=True)
+    tool.fn = _errors_as_tool_errors(spec.fn)
+    return tool
+
+
+def _forbid_unknown_arguments(arg_model: type[ArgModelBase]) -> type[ArgModelBase]:
+    """The SDK ignores unknown arguments; a typo like `upscale_factor` must fail loudly instead.
+
+    Every argument error is also restated without pydantic's documentation link, and an unknown
+    argument's error lists the allowed ones, so the assistant can correct its call in one go.
+    """
+    allowed = ", ".join(arg_model.model_fields)
+
+    class StrictArguments(arg_model):  # type: ignore[misc,valid-type]
+        model_config = ConfigDict(extra="forbid", title=arg_model.__name__)
+
+        @model_validator(mode="wrap")
+        @classmethod
+        def _explain_errors(cls, data: Any, handler: ModelWrapValidatorHandler[Any]) -> Any:
+            try:
+                return handler(data)
+            except ValidationError as exc:
+                details: list[InitErrorDetails] = []
+                for error in exc.errors():
+                    message = error["msg"]
+                    if error["type"] == "extra_forbidden":
+                        message = f"unknown argument; the allowed arguments are: {allowed}"
+                    details.append(
+                        InitErrorDetails(
+                            type=PydanticCustomError(error["type"], message.replace("{", "(").replace("}", ")")),
+                            loc=error["loc"],
+                            input=error["input"],
+                        )
+                    )
+                raise ValidationError.from_exception_data(exc.title, details) from None
+
+    return StrictArguments
+
+
+def _errors_as_tool_errors(fn: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+    """The one place API-layer errors become MCP tool errors (the assistant reads their text)."""
+
+    @functools.wraps(fn)
+    async def call(**kwargs: Any) -> Any:
+        try:
+            return await fn(**kwargs)
+        except ScenarioError as exc:
+            raise ToolError(str(exc)) from exc
+
+    return call

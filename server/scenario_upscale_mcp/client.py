@@ -1,0 +1,237 @@
+"""The Scenario REST client: the only module that speaks HTTP.
+
+One long-lived `httpx2.AsyncClient` per server (owned by the lifespan), an injectable transport for
+tests, and one choke point (`_send`) where every failure becomes a typed `errors.ScenarioError`.
+
+Retries: reads (GET) and uploads are retried on timeouts, dropped connections, 429 and 5xx, with
+backoff that honours `Retry-After`. A generate POST is *billed*, so it is retried only when the API
+surely never received it (the connection could not even be opened); any other failure after
+sending is reported as `SubmissionUncertainError` instead of risking a second charge.
+"""
+
+from __future__ import annotations
+
+import base64
+import email.utils
+import logging
+import time
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from typing import Any
+
+import anyio
+import httpx2
+
+from scenario_upscale_mcp import __version__
+from scenario_upscale_mcp.api_models import Asset, DownloadLink, GenerateAnswer, Job
+from scenario_upscale_mcp.config import DEFAULT_BASE_URL, Settings
+from scenario_upscale_mcp.errors import (
+    ApiError,
+    ApiUnreachableError,
+    DownloadError,
+    MissingCredentialsError,
+    PlanLimitReachedError,
+    RateLimitedError,
+    ServerError,
+    SubmissionUncertainError,
+    api_error_from,
+)
+
+logger = logging.getLogger(__name__)
+
+DRY_RUN_STATUS = 269  # the API's answer to ?dryRun=true: a cost estimate, no job
+MAX_ATTEMPTS = 3
+MAX_RETRY_AFTER_SECONDS = 30.0
+DOWNLOAD_CHUNK_BYTES = 1024 * 1024
+
+
+class ScenarioClient:
+    """Typed calls to the endpoints this server uses. Use as an async context manager."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        base_url: str | None = None,
+        transport: httpx2.AsyncBaseTransport | None = None,
+        retry_base_seconds: float = 0.5,
+    ) -> None:
+        self._settings = settings
+        self.base_url = (base_url or settings.base_url or DEFAULT_BASE_URL).rstrip("/")
+        self._retry_base_seconds = retry_base_seconds
+        self._http = httpx2.AsyncClient(
+            timeout=httpx2.Timeout(settings.http_timeout_seconds, connect=10.0),
+            transport=transport,
+            follow_redirects=True,  # CDN transform URLs redirect
+            headers={"User-Agent": f"scenario-upscale-mcp/{__version__}"},
+        )
+
+    async def __aenter__(self) -> ScenarioClient:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    # --- endpoints -------------------------------------------------------------------------------
+
+    async def generate(self, model_id: str, inputs: Mapping[str, Any], *, dry_run: bool = False) -> GenerateAnswer:
+        """Submit a job (billed), or with `dry_run` get its cost estimate (free, HTTP 269)."""
+        params = {"dryRun": "true"} if dry_run else None
+        body = await self._send(
+            "POST", f"/generate/custom/{model_id}", json=dict(inputs), params=params, billed=not dry_run
+        )
+        return GenerateAnswer.model_validate(body)
+
+    async def get_job(self, job_id: str) -> Job:
+        body = await self._send("GET", f"/jobs/{job_id}")
+        return Job.model_validate(body["job"])
+
+    async def cancel_job(self, job_id: str) -> None:
+        await self._send("POST", f"/jobs/{job_id}/action", json={"action": "cancel"}, retry=False)
+
+    async def create_asset(self, name: str, data: bytes) -> Asset:
+        """Upload a small image (under 6 MB) as base64 JSON. A duplicate asset costs nothing, so retry is safe."""
+        payload = {"image": base64.b64encode(data).decode("ascii"), "name": name}
+        body = await self._send("POST", "/assets", json=payload)
+        return Asset.model_validate(body["asset"])
+
+    async def get_asset(self, asset_id: str) -> Asset:
+        body = await self._send("GET", f"/assets/{asset_id}")
+        return Asset.model_validate(body["asset"])
+
+    async def convert_asset(self, asset_id: str, target_format: str) -> DownloadLink:
+        body = await self._send("POST", f"/assets/{asset_id}/download", json={"targetFormat": target_format})
+        return DownloadLink.model_validate(body)
+
+    @asynccontextmanager
+    async def open_download(self, url: str) -> AsyncIterator[tuple[int | None, AsyncIterator[bytes]]]:
+        """Stream a signed asset URL: yields (Content-Length or None, chunk iterator).
+
+        No API credentials go with it: the URL is signed and belongs to the CDN, not the API.
+        """
+        try:
+            async with self._http.stream("GET", url) as response:
+                if response.status_code >= 400:
+                    await response.aread()
+                    expired = response.status_code in (401, 403) or b"expired" in response.content.lower()
+                    hint = " (the signed URL expired; fetch the asset again)" if expired else ""
+                    raise DownloadError(f"The asset download answered {response.status_code}{hint}.")
+                length = response.headers.get("content-length")
+                yield (int(length) if length and length.isdigit() else None), response.aiter_bytes(
+                    DOWNLOAD_CHUNK_BYTES
+                )
+        except httpx2.TransportError as exc:
+            raise DownloadError(f"The download was interrupted ({type(exc).__name__}).") from exc
+
+    # --- the choke point -------------------------------------------------------------------------
+
+    async def _send(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        params: Mapping[str, str] | None = None,
+        billed: bool = False,
+        retry: bool = True,
+    ) -> Any:
+        """Send one API request; return the parsed JSON body or raise a typed error."""
+        credentials = self._settings.credentials()
+        if credentials is None:
+            raise MissingCredentialsError
+        query = dict(params or {})
+        if self._settings.project_id:
+            query["projectId"] = self._settings.project_id
+        url = f"{self.base_url}{path}"
+        auth = httpx2.BasicAuth(*credentials)
+
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                response = await self._http.request(method, url, json=json, params=query or None, auth=auth)
+            except (httpx2.ConnectError, httpx2.ConnectTimeout, httpx2.PoolTimeout) as exc:
+                # The connection was never opened, so nothing reached the API: safe to retry even a
+                # billed request.
+                error: Exception = ApiUnreachableError(
+                    f"Could not connect to the Scenario API at {self.base_url} ({type(exc).__name__}). "
+                    "Check the network and SCENARIO_BASE_URL, then try again."
+                )
+                retryable = retry
+            except httpx2.TransportError as exc:
+                if billed:
+                    raise self._uncertain(f"the connection failed after sending ({type(exc).__name__})") from exc
+                error = ApiUnreachableError(
+                    f"The Scenario API did not answer in time ({type(exc).__name__}). Try again in a minute."
+                )
+                retryable = retry
+            else:
+                if response.status_code < 400:
+                    if response.status_code == DRY_RUN_STATUS or response.status_code < 300:
+                        return _json_or_empty(response)
+                body = _json_or_none(response)
+                api_error = api_error_from(
+                    response.status_code, body, response.text, retry_after=_retry_after(response.headers)
+                )
+                logger.info("API %s %s answered %s %s", method, path, response.status_code, api_error.name or "")
+                if billed and isinstance(api_error, ServerError):
+                    raise self._uncertain(f"the API answered {response.status_code}") from api_error
+                error = api_error
+                # A plan limit repeats until a job finishes: no hot retry here (see PlanLimitReachedError).
+                retryable = (
+                    retry
+                    and not billed
+                    and isinstance(api_error, ServerError | RateLimitedError)
+                    and not isinstance(api_error, PlanLimitReachedError)
+                )
+            if not retryable or attempt >= MAX_ATTEMPTS:
+                raise error
+            delay = self._retry_base_seconds * 2 ** (attempt - 1)
+            if isinstance(error, ApiError) and error.retry_after is not None:
+                delay = min(error.retry_after, MAX_RETRY_AFTER_SECONDS)
+            logger.info("retrying %s %s in %.2f s after %s", method, path, delay, type(error).__name__)
+            await anyio.sleep(delay)
+
+    @staticmethod
+    def _uncertain(what: str) -> SubmissionUncertainError:
+        return SubmissionUncertainError(
+            f"The job submission's outcome is unknown: {what}. The API may have accepted it and may bill "
+            "it, so it was not sent again. Check your recent jobs on app.scenario.com before submitting "
+            "the same request again."
+        )
+
+
+def _json_or_none(response: httpx2.Response) -> Any:
+    try:
+        return response.json()
+    except ValueError:
+        return None
+
+
+def _json_or_empty(response: httpx2.Response) -> Any:
+    body = _json_or_none(response)
+    if body is None:
+        raise ApiError(
+            f"The Scenario API answered {response.status_code} with a body that is not JSON.",
+            status=response.status_code,
+        )
+    return body
+
+
+def _retry_after(headers: httpx2.Headers) -> float | None:
+    """`Retry-After` as seconds: either a number or an HTTP date."""
+    value = headers.get("retry-after")
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())

@@ -1,0 +1,81 @@
+"""Configuration from the environment (see the README's environment table).
+
+Nothing here touches the network or the disk beyond resolving folder names,
+so a server with no credentials still starts and lists its tools.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated
+
+import platformdirs
+from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+APP_NAME = "scenario-upscale-mcp"
+DEFAULT_BASE_URL = "https://api.cloud.scenario.com/v1"
+# The simulator accepts any non-empty credentials; these make sandbox mode work with none configured.
+SANDBOX_CREDENTIAL = "sandbox"
+
+
+class Settings(BaseSettings):
+    """Every setting the server reads. Field names map to SCENARIO_* variables."""
+
+    model_config = SettingsConfigDict(env_prefix="SCENARIO_", extra="ignore", populate_by_name=True)
+
+    api_key: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("SCENARIO_SDK_API_KEY", "SCENARIO_API_KEY")
+    )
+    api_secret: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("SCENARIO_SDK_API_SECRET", "SCENARIO_API_SECRET")
+    )
+    base_url: str | None = Field(default=None, description="API base; unset means the real API (or the sandbox)")
+    project_id: str | None = None
+    output_dir: Path = Field(default_factory=lambda: platformdirs.user_pictures_path() / APP_NAME)
+    allowed_dirs: Annotated[list[Path], NoDecode] = Field(default_factory=lambda: [Path.home()])
+    state_dir: Path = Field(default_factory=lambda: platformdirs.user_data_path(APP_NAME))
+    sandbox: bool = False
+
+    # Advanced knobs, documented in the README; the defaults suit desktop hosts.
+    max_wait_seconds: float = Field(default=600.0, ge=0, description="cap on any tool's `wait`")
+    poll_initial_seconds: float = Field(default=1.0, gt=0)
+    poll_max_seconds: float = Field(default=5.0, gt=0)
+    http_timeout_seconds: float = Field(default=60.0, gt=0)
+    max_input_bytes: int = Field(default=50 * 1024 * 1024, gt=0)
+    max_input_pixels: int = Field(default=100_000_000, gt=0)
+
+    @field_validator("allowed_dirs", mode="before")
+    @classmethod
+    def _split_path_list(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part for part in value.split(os.pathsep) if part.strip()]
+        return value
+
+    @field_validator("output_dir", "state_dir", mode="after")
+    @classmethod
+    def _expand_dir(cls, value: Path) -> Path:
+        return value.expanduser().resolve()
+
+    @field_validator("allowed_dirs", mode="after")
+    @classmethod
+    def _expand_dirs(cls, value: list[Path]) -> list[Path]:
+        return [path.expanduser().resolve() for path in value]
+
+    @property
+    def has_credentials(self) -> bool:
+        return bool(self.api_key and self.api_secret and self.api_key.get_secret_value())
+
+    def credentials(self) -> tuple[str, str] | None:
+        """The Basic-auth pair, or None when none is configured (the sandbox needs none)."""
+        if self.api_key and self.api_secret:
+            return self.api_key.get_secret_value(), self.api_secret.get_secret_value()
+        if self.sandbox:
+            return SANDBOX_CREDENTIAL, SANDBOX_CREDENTIAL
+        return None
+
+    @property
+    def read_roots(self) -> list[Path]:
+        """Folders images may be read from: the allowed roots plus the output folder (to re-upscale a result)."""
+        return [*self.allowed_dirs, self.output_dir]

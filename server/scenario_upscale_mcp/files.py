@@ -1,0 +1,286 @@
+"""Local files: which images may be read, where results may be written, and how they are written.
+
+Reading is confined because an assistant can be talked into asking for any path: only regular files
+under the allowed roots, never inside a hidden folder (~/.ssh, ~/.aws, ...), and only files that
+decode as images within a size and pixel cap. Every refusal names its rule and happens before any
+network request.
+
+Writing is atomic and never overwrites: bytes stream to a hidden temporary file in the target
+folder, which is then linked to a free final name, so a crash or a cut connection never leaves a
+half file under the final name and an existing file is never replaced.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+import secrets
+import stat
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import unquote, urlparse
+
+import anyio
+from PIL import Image, UnidentifiedImageError
+
+from scenario_upscale_mcp.config import Settings
+from scenario_upscale_mcp.errors import DownloadError, InputError
+
+ASSET_ID = re.compile(r"^asset_[A-Za-z0-9_-]+$")
+# POST /assets takes base64 JSON below this size; larger files need the multipart /uploads flow.
+SIMPLE_UPLOAD_LIMIT = 6 * 1000 * 1000
+# Formats the API accepts that Pillow can decode here (SVG and HEIF need plugins this server lacks).
+READABLE_FORMATS = {
+    "JPEG": "image/jpeg",
+    "PNG": "image/png",
+    "GIF": "image/gif",
+    "WEBP": "image/webp",
+    "AVIF": "image/avif",
+    "TIFF": "image/tiff",
+}
+EXTENSIONS = {
+    "image/png": "png",
+    "image/jpeg": "jpg",
+    "image/webp": "webp",
+    "image/gif": "gif",
+    "image/avif": "avif",
+    "image/tiff": "tiff",
+}
+PREVIEW_MAX_EDGE = 1568  # the long edge Claude's vision uses without resampling
+PREVIEW_MAX_BYTES = 560_000  # base64 grows it to ~750 KB, keeping the whole result under 1 MB
+
+
+@dataclass(frozen=True)
+class LocalImage:
+    """A local file that passed every reading rule."""
+
+    path: Path
+    size: int
+    width: int
+    height: int
+    mime_type: str
+
+
+@dataclass(frozen=True)
+class SavedFile:
+    path: Path
+    bytes: int
+    mime_type: str | None
+    width: int | None
+    height: int | None
+
+
+def is_asset_id(reference: str) -> bool:
+    return bool(ASSET_ID.match(reference))
+
+
+def local_path_of(reference: str, field: str) -> Path:
+    """The path a local-file reference names: absolute, `~`-relative, or a `file://` URI."""
+    text = reference.strip()
+    lowered = text.lower()
+    if lowered.startswith("file://"):
+        parsed = urlparse(text)
+        if parsed.netloc not in ("", "localhost"):
+            raise InputError(f"{field}: file URIs must name a local file (file:///...), not host {parsed.netloc!r}.")
+        return Path(unquote(parsed.path))
+    if lowered.startswith(("https://", "http://")):
+        raise InputError(
+            f"{field}: URL inputs are not supported by this version of the server. Download the image, "
+            "then pass its local path (or upload it on app.scenario.com and pass the asset id)."
+        )
+    if lowered.startswith("data:"):
+        raise InputError(
+            f"{field}: data: URIs are not supported by this version of the server. Save the image to a "
+            "file and pass its path."
+        )
+    path = Path(text).expanduser()
+    if not path.is_absolute():
+        raise InputError(
+            f"{field}: {reference!r} is neither an asset id (asset_...) nor an absolute path. Give the "
+            "full path (e.g. /Users/me/art/castle.png or ~/art/castle.png): the server does not know "
+            "the assistant's working folder."
+        )
+    return path
+
+
+def _within(path: Path, root: Path) -> bool:
+    return path == root or root in path.parents
+
+
+def _hidden_part(path: Path, root: Path) -> str | None:
+    """The first hidden folder or file name between `root` and `path`, if any."""
+    for part in path.relative_to(root).parts:
+        if part.startswith("."):
+            return part
+    return None
+
+
+def check_readable(path: Path, settings: Settings, field: str) -> LocalImage:
+    """Apply every reading rule to `path`; blocking (run it in a worker thread)."""
+    try:
+        # Symlinks are resolved first so a link under a root cannot point outside it.
+        resolved = path.resolve(strict=True)
+    except (FileNotFoundError, NotADirectoryError):
+        raise InputError(f"{field}: no file at {path}.") from None
+    except (OSError, RuntimeError) as exc:
+        raise InputError(f"{field}: cannot resolve {path} ({exc.__class__.__name__}).") from None
+
+    roots = [root for root in settings.read_roots if _within(resolved, root)]
+    if not roots:
+        allowed = os.pathsep.join(str(root) for root in settings.allowed_dirs)
+        raise InputError(
+            f"{field}: {resolved} is outside the folders this server may read ({allowed}). Move the "
+            "image there, or add its folder to SCENARIO_ALLOWED_DIRS."
+        )
+    hidden_parts = [_hidden_part(resolved, root) for root in roots]
+    if all(hidden_parts):
+        hidden = hidden_parts[0]
+        raise InputError(
+            f"{field}: {resolved} is inside the hidden folder or file {hidden!r}; the server never reads "
+            "hidden locations (they hold keys and settings)."
+        )
+    info = resolved.stat()
+    if not stat.S_ISREG(info.st_mode):
+        raise InputError(f"{field}: {resolved} is not a regular file.")
+    if info.st_size > settings.max_input_bytes:
+        raise InputError(
+            f"{field}: {resolved} is {info.st_size:,} bytes; the limit is {settings.max_input_bytes:,} bytes "
+            "(SCENARIO_MAX_INPUT_BYTES)."
+        )
+    if info.st_size >= SIMPLE_UPLOAD_LIMIT:
+        raise InputError(
+            f"{field}: {resolved} is {info.st_size:,} bytes; this version uploads files under 6 MB only. "
+            "Save a smaller copy (e.g. as JPEG or WebP) and pass that."
+        )
+    try:
+        with Image.open(resolved) as image:
+            image_format = image.format or ""
+            width, height = image.size
+            if width * height > settings.max_input_pixels:
+                raise InputError(
+                    f"{field}: {resolved} is {width}×{height} pixels, over the {settings.max_input_pixels:,}-pixel "
+                    "limit (SCENARIO_MAX_INPUT_PIXELS); refused as a possible decompression bomb."
+                )
+            image.verify()  # checks the structure without decoding the pixels
+    except (UnidentifiedImageError, Image.DecompressionBombError, OSError, SyntaxError, ValueError) as exc:
+        raise InputError(f"{field}: {resolved} does not decode as an image ({exc.__class__.__name__}).") from None
+    mime_type = READABLE_FORMATS.get(image_format)
+    if mime_type is None:
+        accepted = ", ".join(READABLE_FORMATS)
+        raise InputError(f"{field}: {resolved} is {image_format or 'an unknown format'}; accepted: {accepted}.")
+    return LocalImage(path=resolved, size=info.st_size, width=width, height=height, mime_type=mime_type)
+
+
+def resolve_output_dir(requested: str | None, settings: Settings) -> Path:
+    """The folder results go to: the output folder, or `requested` if it is inside an allowed place."""
+    if not requested:
+        return settings.output_dir
+    path = Path(requested).expanduser()
+    if not path.is_absolute():
+        path = settings.output_dir / path
+    # Resolve what exists so a symlinked folder cannot lead outside the allowed places.
+    resolved = path.resolve()
+    roots = [root for root in [settings.output_dir, *settings.allowed_dirs] if _within(resolved, root)]
+    if not roots:
+        raise InputError(
+            f"outputDir: {resolved} is outside the output folder ({settings.output_dir}) and the allowed "
+            "folders (SCENARIO_ALLOWED_DIRS)."
+        )
+    if all(_hidden_part(resolved, root) is not None for root in roots):
+        raise InputError(f"outputDir: {resolved} is a hidden folder; choose a visible one.")
+    return resolved
+
+
+def safe_stem(text: str, *, limit: int = 60) -> str:
+    stem = re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-._")
+    return stem[:limit] or "image"
+
+
+def output_file_name(source_stem: str, model_tag: str, factor: float, job_id: str, extension: str, index: int) -> str:
+    """`<source stem>_<model>_x<factor>_<short job id>[_<n>].<ext>` (the n only for a job's later outputs)."""
+    factor_text = f"{factor:g}"
+    short_job = safe_stem(job_id.removeprefix("job_"), limit=8)
+    suffix = f"_{index + 1}" if index else ""
+    return f"{safe_stem(source_stem)}_{model_tag}_x{factor_text}_{short_job}{suffix}.{extension}"
+
+
+async def save_stream(
+    folder: Path, file_name: str, expected_bytes: int | None, chunks: AsyncIterator[bytes]
+) -> tuple[Path, int]:
+    """Stream `chunks` to `folder/file_name` (or a numbered variant if taken); return (path, bytes)."""
+    await anyio.Path(folder).mkdir(parents=True, exist_ok=True)
+    temporary = folder / f".{file_name}.{secrets.token_hex(4)}.part"
+    written = 0
+    try:
+        async with await anyio.open_file(temporary, "xb") as sink:
+            async for chunk in chunks:
+                await sink.write(chunk)
+                written += len(chunk)
+        if expected_bytes is not None and written != expected_bytes:
+            raise DownloadError(
+                f"The download of {file_name} was cut short ({written:,} of {expected_bytes:,} bytes); "
+                "nothing was saved under that name. Try again."
+            )
+        final = await anyio.to_thread.run_sync(_claim_free_name, temporary, folder / file_name)
+    finally:
+        await anyio.Path(temporary).unlink(missing_ok=True)
+    return final, written
+
+
+def _claim_free_name(temporary: Path, wanted: Path) -> Path:
+    """Give `temporary` the first free name among wanted, wanted-1, wanted-2, ... without overwriting."""
+    for number in range(10_000):
+        candidate = wanted if number == 0 else wanted.with_name(f"{wanted.stem}-{number}{wanted.suffix}")
+        try:
+            # A hard link fails if the name exists, so two writers can never take the same name.
+            os.link(temporary, candidate)
+        except FileExistsError:
+            continue
+        except OSError:
+            # Filesystems without hard links: reserve the name exclusively, then move over the reservation.
+            try:
+                with open(candidate, "xb"):
+                    pass
+            except FileExistsError:
+                continue
+            os.replace(temporary, candidate)
+        return candidate
+    raise DownloadError(f"No free file name near {wanted}.")
+
+
+def describe_image(path: Path) -> tuple[str | None, int | None, int | None]:
+    """(mime type, width, height) from the file's header; Nones if it does not open as an image."""
+    try:
+        with Image.open(path) as image:
+            return Image.MIME.get(image.format or ""), image.size[0], image.size[1]
+    except (UnidentifiedImageError, OSError):
+        return None, None, None
+
+
+def make_preview(path: Path) -> tuple[bytes, str]:
+    """A small rendition for the host: long edge ≤ 1568 px, ≤ ~560 KB. Blocking (run in a thread).
+
+    `thumbnail` lets JPEG decode at reduced scale (draft) and shrinks by whole factors first
+    (reducing_gap), so a huge image is not fully resampled at full size.
+    """
+    with Image.open(path) as image:
+        image.thumbnail((PREVIEW_MAX_EDGE, PREVIEW_MAX_EDGE), Image.Resampling.LANCZOS, reducing_gap=2.0)
+        has_alpha = image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info
+        image = image.convert("RGBA" if has_alpha else "RGB")  # type: ignore[assignment]
+    while True:
+        buffer = io.BytesIO()
+        if has_alpha:
+            image.save(buffer, "PNG", optimize=True)
+            mime_type = "image/png"
+        else:
+            for quality in (85, 75, 60):
+                buffer = io.BytesIO()
+                image.save(buffer, "JPEG", quality=quality, optimize=True)
+                if buffer.tell() <= PREVIEW_MAX_BYTES:
+                    break
+            mime_type = "image/jpeg"
+        if buffer.tell() <= PREVIEW_MAX_BYTES or max(image.size) <= 64:
+            return buffer.getvalue(), mime_type
+        image = image.resize((max(1, image.width * 3 // 4), max(1, image.height * 3 // 4)), Image.Resampling.LANCZOS)

@@ -1,0 +1,99 @@
+"""Watching jobs and saving their results: the part of every upscale that comes after submitting."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import anyio
+
+from scenario_upscale_mcp.api_models import Job
+from scenario_upscale_mcp.client import ScenarioClient
+from scenario_upscale_mcp.errors import DownloadError
+from scenario_upscale_mcp.files import EXTENSIONS, SavedFile, describe_image, output_file_name, save_stream
+
+logger = logging.getLogger(__name__)
+
+OnUpdate = Callable[[Job], Awaitable[None]]
+POLL_GROWTH = 1.5
+
+
+async def watch_job(
+    client: ScenarioClient,
+    job_id: str,
+    *,
+    timeout: float,
+    first_interval: float,
+    max_interval: float,
+    on_update: OnUpdate,
+) -> Job:
+    """Poll until the job is terminal or `timeout` seconds pass; return the last state seen.
+
+    The interval starts short (most of a job's progress shows early) and grows to `max_interval`, so
+    a long job costs few requests. Cancelling the caller stops the polling at once; the job itself
+    runs on at Scenario.
+    """
+    deadline = anyio.current_time() + timeout
+    interval = first_interval
+    while True:
+        job = await client.get_job(job_id)
+        await on_update(job)
+        remaining = deadline - anyio.current_time()
+        if job.is_terminal or remaining <= 0:
+            return job
+        await anyio.sleep(min(interval, remaining))
+        interval = min(interval * POLL_GROWTH, max_interval)
+
+
+@dataclass(frozen=True)
+class NamingHint:
+    """What an output file's name is made of: `<stem>_<model tag>_x<factor>_<short job id>`."""
+
+    source_stem: str
+    model_tag: str
+    factor: float
+
+
+async def save_asset(client: ScenarioClient, asset_id: str, folder: Path, file_name_for: Callable[[str], str]) -> SavedFile:
+    """Fetch the asset fresh (signed URLs expire), stream it to disk, describe what was saved.
+
+    A URL refused as expired is looked up again once; a cut connection is retried once. Neither
+    leaves a file under the final name.
+    """
+    last_error: DownloadError | None = None
+    for _attempt in range(2):
+        asset = await client.get_asset(asset_id)
+        if not asset.url:
+            raise DownloadError(f"Asset {asset_id} has no download URL yet (status {asset.status}); try again shortly.")
+        extension = EXTENSIONS.get(asset.mime_type or "", "png")
+        try:
+            async with client.open_download(asset.url) as (length, chunks):
+                path, size = await save_stream(folder, file_name_for(extension), length, chunks)
+        except DownloadError as exc:
+            logger.info("download of %s failed once: %s", asset_id, exc)
+            last_error = exc
+            continue
+        mime_type, width, height = await anyio.to_thread.run_sync(describe_image, path)
+        return SavedFile(
+            path=path,
+            bytes=size,
+            mime_type=mime_type or asset.mime_type,
+            width=width or asset.properties.width,
+            height=height or asset.properties.height,
+        )
+    assert last_error is not None
+    raise last_error
+
+
+async def save_job_outputs(client: ScenarioClient, job: Job, folder: Path, naming: NamingHint) -> list[SavedFile]:
+    """Save every output asset of a successful job under descriptive, never-overwriting names."""
+    saved: list[SavedFile] = []
+    for index, asset_id in enumerate(job.metadata.asset_ids):
+
+        def name_for(extension: str, index: int = index) -> str:
+            return output_file_name(naming.source_stem, naming.model_tag, naming.factor, job.job_id, extension, index)
+
+        saved.append(await save_asset(client, asset_id, folder, name_for))
+    return saved

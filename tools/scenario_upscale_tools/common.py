@@ -1,0 +1,138 @@
+"""What the tools share: the server state they reach, argument types, the job shape, registration metadata."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+from mcp.server.mcpserver import Context
+from mcp.types import ToolAnnotations
+from pydantic import BaseModel, ConfigDict, Field
+
+from scenario_upscale_mcp.api_models import Job
+from scenario_upscale_mcp.client import ScenarioClient
+from scenario_upscale_mcp.config import Settings
+from scenario_upscale_mcp.files import SavedFile
+
+
+@dataclass
+class AppState:
+    """What the lifespan builds once per server: settings and the one API client."""
+
+    settings: Settings
+    client: ScenarioClient
+
+
+ToolContext = Context[AppState, Any]
+
+
+def app_state(ctx: ToolContext) -> AppState:
+    state: AppState = ctx.request_context.lifespan_context
+    return state
+
+
+@dataclass(frozen=True)
+class ToolSpec:
+    """A tool as registered: its handler (whose signature is the input schema) and its metadata."""
+
+    fn: Callable[..., Any]
+    title: str
+    annotations: ToolAnnotations
+
+    @property
+    def name(self) -> str:
+        return self.fn.__name__
+
+
+# --- argument types ----------------------------------------------------------------------------------
+
+IMAGE_REFERENCE_HELP = (
+    "an asset id (asset_...), or a local image file as an absolute path, a ~/ path or a file:// URI "
+    "(uploaded for you; must be under SCENARIO_ALLOWED_DIRS, under 6 MB, JPEG/PNG/GIF/WebP/AVIF/TIFF)"
+)
+ImageReference = Annotated[str, Field(min_length=1, max_length=4096, description=f"Image: {IMAGE_REFERENCE_HELP}.")]
+JobId = Annotated[str, Field(min_length=1, max_length=200, description="A job id as returned by an upscale tool.")]
+DryRun = Annotated[
+    bool,
+    Field(description="If true, only return the cost estimate in creative units; nothing is submitted or billed."),
+]
+Wait = Annotated[
+    float,
+    Field(
+        ge=0,
+        le=3600,
+        description=(
+            "Seconds to wait for the job before answering (0 = answer at once with the job id). The "
+            "default stays under desktop hosts' ~60 s tool-call limit; a job still running after it keeps "
+            "running and can be picked up with get_job."
+        ),
+    ),
+]
+OutputDir = Annotated[
+    str | None,
+    Field(
+        description=(
+            "Folder to save results in: absolute, ~/..., or relative to the server's output folder. Must be "
+            "inside the output folder or SCENARIO_ALLOWED_DIRS. Default: the output folder."
+        )
+    ),
+]
+
+
+# --- the job shape, the same in every result ---------------------------------------------------------
+
+
+class _Camel(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class OutputFile(_Camel):
+    assetId: str = Field(description="The output's Scenario asset id.")
+    path: str | None = Field(default=None, description="Where the file was saved; null until saved.")
+    mimeType: str | None = None
+    width: int | None = None
+    height: int | None = None
+    bytes: int | None = Field(default=None, description="File size in bytes.")
+
+    @classmethod
+    def saved(cls, asset_id: str, file: SavedFile) -> OutputFile:
+        return cls(
+            assetId=asset_id,
+            path=str(file.path),
+            mimeType=file.mime_type,
+            width=file.width,
+            height=file.height,
+            bytes=file.bytes,
+        )
+
+
+class JobView(_Camel):
+    jobId: str | None = Field(description="The Scenario job id (null for a dry run, which creates no job).")
+    model: str = Field(description="The model id, e.g. model_upscale-v3.")
+    status: str = Field(
+        description=(
+            "pending, queued, warming-up, in-progress, finalizing, success, failure or canceled; "
+            "not-submitted for a dry run."
+        )
+    )
+    progress: float = Field(ge=0, le=1, description="0 to 1.")
+    creativeUnitsCost: float | None = Field(default=None, description="Cost in creative units, when known.")
+    error: str | None = Field(default=None, description="The API's error message for a failed job, verbatim.")
+    hint: str | None = Field(default=None, description="The API's hint for a failed job, verbatim.")
+    outputs: list[OutputFile] = Field(default_factory=list)
+
+    @classmethod
+    def of(cls, job: Job, model: str, *, cost: float | None = None, outputs: list[OutputFile] | None = None) -> JobView:
+        if cost is None and job.billing is not None:
+            cost = job.billing.cu_cost
+        return cls(
+            jobId=job.job_id,
+            model=model,
+            status=job.status,
+            progress=min(1.0, max(0.0, job.progress)),
+            creativeUnitsCost=cost,
+            error=job.metadata.error,
+            hint=job.metadata.hint,
+            outputs=outputs if outputs is not None else [OutputFile(assetId=a) for a in job.metadata.asset_ids],
+        )
