@@ -53,7 +53,9 @@ def create_server(
 
                 base_url = stack.enter_context(serve_in_thread(Sandbox()))
                 logger.info("SCENARIO_SANDBOX=1: using the built-in simulator at %s", base_url)
-            client = await stack.enter_async_context(ScenarioClient(settings, base_url=base_url, transport=transport))
+            client = await stack.enter_async_context(
+                ScenarioClient(settings, base_url=base_url, transport=transport)
+            )
             if settings.credentials() is None:
                 logger.warning("no credentials: set SCENARIO_SDK_API_KEY and SCENARIO_SDK_API_SECRET")
             yield AppState(settings=settings, client=client)
@@ -103,7 +105,9 @@ def _forbid_unknown_arguments(arg_model: type[ArgModelBase]) -> type[ArgModelBas
                         message = f"unknown argument; the allowed arguments are: {allowed}"
                     details.append(
                         InitErrorDetails(
-                            type=PydanticCustomError(error["type"], message.replace("{", "(").replace("}", ")")),
+                            type=PydanticCustomError(
+                                error["type"], message.replace("{", "(").replace("}", ")")
+                            ),
                             loc=error["loc"],
                             input=error["input"],
                         )

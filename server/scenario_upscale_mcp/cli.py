@@ -35,7 +35,9 @@ def main(argv: list[str] | None = None) -> None:
         "demo", help="upscale sample images through the server, against the built-in simulator"
     )
     demo.add_argument("images", nargs="*", help="images to upscale (default: the samples in examples/)")
-    demo.add_argument("--output-dir", help="where to save the results (default: a 'demo' folder in the output folder)")
+    demo.add_argument(
+        "--output-dir", help="where to save the results (default: a 'demo' folder in the output folder)"
+    )
     sandbox = commands.add_parser("sandbox", help="run the Scenario API simulator on loopback")
     sandbox.add_argument("--port", type=int, default=8787)
     sandbox.add_argument("--job-seconds", type=float, default=6.0)

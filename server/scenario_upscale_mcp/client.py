@@ -77,7 +77,9 @@ class ScenarioClient:
 
     # --- endpoints -------------------------------------------------------------------------------
 
-    async def generate(self, model_id: str, inputs: Mapping[str, Any], *, dry_run: bool = False) -> GenerateAnswer:
+    async def generate(
+        self, model_id: str, inputs: Mapping[str, Any], *, dry_run: bool = False
+    ) -> GenerateAnswer:
         """Submit a job (billed), or with `dry_run` get its cost estimate (free, HTTP 269)."""
         params = {"dryRun": "true"} if dry_run else None
         body = await self._send(
@@ -120,8 +122,9 @@ class ScenarioClient:
                     hint = " (the signed URL expired; fetch the asset again)" if expired else ""
                     raise DownloadError(f"The asset download answered {response.status_code}{hint}.")
                 length = response.headers.get("content-length")
-                yield (int(length) if length and length.isdigit() else None), response.aiter_bytes(
-                    DOWNLOAD_CHUNK_BYTES
+                yield (
+                    (int(length) if length and length.isdigit() else None),
+                    response.aiter_bytes(DOWNLOAD_CHUNK_BYTES),
                 )
         except httpx2.TransportError as exc:
             raise DownloadError(f"The download was interrupted ({type(exc).__name__}).") from exc
@@ -163,20 +166,23 @@ class ScenarioClient:
                 retryable = retry
             except httpx2.TransportError as exc:
                 if billed:
-                    raise self._uncertain(f"the connection failed after sending ({type(exc).__name__})") from exc
+                    raise self._uncertain(
+                        f"the connection failed after sending ({type(exc).__name__})"
+                    ) from exc
                 error = ApiUnreachableError(
                     f"The Scenario API did not answer in time ({type(exc).__name__}). Try again in a minute."
                 )
                 retryable = retry
             else:
-                if response.status_code < 400:
-                    if response.status_code == DRY_RUN_STATUS or response.status_code < 300:
-                        return _json_or_empty(response)
+                if response.status_code < 300 or response.status_code == DRY_RUN_STATUS:
+                    return _json_or_empty(response)
                 body = _json_or_none(response)
                 api_error = api_error_from(
                     response.status_code, body, response.text, retry_after=_retry_after(response.headers)
                 )
-                logger.info("API %s %s answered %s %s", method, path, response.status_code, api_error.name or "")
+                logger.info(
+                    "API %s %s answered %s %s", method, path, response.status_code, api_error.name or ""
+                )
                 if billed and isinstance(api_error, ServerError):
                     raise self._uncertain(f"the API answered {response.status_code}") from api_error
                 error = api_error

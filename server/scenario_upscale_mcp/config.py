@@ -31,7 +31,9 @@ class Settings(BaseSettings):
     api_secret: SecretStr | None = Field(
         default=None, validation_alias=AliasChoices("SCENARIO_SDK_API_SECRET", "SCENARIO_API_SECRET")
     )
-    base_url: str | None = Field(default=None, description="API base; unset means the real API (or the sandbox)")
+    base_url: str | None = Field(
+        default=None, description="API base; unset means the real API (or the sandbox)"
+    )
     project_id: str | None = None
     output_dir: Path = Field(default_factory=lambda: platformdirs.user_pictures_path() / APP_NAME)
     allowed_dirs: Annotated[list[Path], NoDecode] = Field(default_factory=lambda: [Path.home()])

@@ -132,7 +132,13 @@ def api_error_from(
     if reason is None:
         reason = text.strip()[:300] or None
     said = f": {reason}" if reason else ""
-    common = {"status": status, "name": name, "reason": reason, "details": details, "retry_after": retry_after}
+    common = {
+        "status": status,
+        "name": name,
+        "reason": reason,
+        "details": details,
+        "retry_after": retry_after,
+    }
 
     if status == 400:
         return BadRequestError(f"The Scenario API rejected the request (400){said}.", **common)
@@ -168,7 +174,9 @@ def api_error_from(
         )
     if status == 429:
         wait = f" Wait {retry_after:g} s" if retry_after else " Wait a little"
-        return RateLimitedError(f"The Scenario API is rate limiting requests (429){said}.{wait} and try again.", **common)
+        return RateLimitedError(
+            f"The Scenario API is rate limiting requests (429){said}.{wait} and try again.", **common
+        )
     if status >= 500:
         return ServerError(
             f"The Scenario API had an internal error ({status}){said}. Try again in a minute.", **common

@@ -51,6 +51,10 @@ EXTENSIONS = {
 PREVIEW_MAX_EDGE = 1568  # the long edge Claude's vision uses without resampling
 PREVIEW_MAX_BYTES = 560_000  # base64 grows it to ~750 KB, keeping the whole result under 1 MB
 
+# Pillow's global bomb guard would also refuse the API's own large outputs (a 16x upscale is
+# hundreds of megapixels); inputs are held to SCENARIO_MAX_INPUT_PIXELS by check_readable instead.
+Image.MAX_IMAGE_PIXELS = None
+
 
 @dataclass(frozen=True)
 class LocalImage:
@@ -83,7 +87,9 @@ def local_path_of(reference: str, field: str) -> Path:
     if lowered.startswith("file://"):
         parsed = urlparse(text)
         if parsed.netloc not in ("", "localhost"):
-            raise InputError(f"{field}: file URIs must name a local file (file:///...), not host {parsed.netloc!r}.")
+            raise InputError(
+                f"{field}: file URIs must name a local file (file:///...), not host {parsed.netloc!r}."
+            )
         return Path(unquote(parsed.path))
     if lowered.startswith(("https://", "http://")):
         raise InputError(
@@ -165,11 +171,15 @@ def check_readable(path: Path, settings: Settings, field: str) -> LocalImage:
                 )
             image.verify()  # checks the structure without decoding the pixels
     except (UnidentifiedImageError, Image.DecompressionBombError, OSError, SyntaxError, ValueError) as exc:
-        raise InputError(f"{field}: {resolved} does not decode as an image ({exc.__class__.__name__}).") from None
+        raise InputError(
+            f"{field}: {resolved} does not decode as an image ({exc.__class__.__name__})."
+        ) from None
     mime_type = READABLE_FORMATS.get(image_format)
     if mime_type is None:
         accepted = ", ".join(READABLE_FORMATS)
-        raise InputError(f"{field}: {resolved} is {image_format or 'an unknown format'}; accepted: {accepted}.")
+        raise InputError(
+            f"{field}: {resolved} is {image_format or 'an unknown format'}; accepted: {accepted}."
+        )
     return LocalImage(path=resolved, size=info.st_size, width=width, height=height, mime_type=mime_type)
 
 
@@ -198,7 +208,9 @@ def safe_stem(text: str, *, limit: int = 60) -> str:
     return stem[:limit] or "image"
 
 
-def output_file_name(source_stem: str, model_tag: str, factor: float, job_id: str, extension: str, index: int) -> str:
+def output_file_name(
+    source_stem: str, model_tag: str, factor: float, job_id: str, extension: str, index: int
+) -> str:
     """`<source stem>_<model>_x<factor>_<short job id>[_<n>].<ext>` (the n only for a job's later outputs)."""
     factor_text = f"{factor:g}"
     short_job = safe_stem(job_id.removeprefix("job_"), limit=8)
@@ -283,4 +295,6 @@ def make_preview(path: Path) -> tuple[bytes, str]:
             mime_type = "image/jpeg"
         if buffer.tell() <= PREVIEW_MAX_BYTES or max(image.size) <= 64:
             return buffer.getvalue(), mime_type
-        image = image.resize((max(1, image.width * 3 // 4), max(1, image.height * 3 // 4)), Image.Resampling.LANCZOS)
+        image = image.resize(
+            (max(1, image.width * 3 // 4), max(1, image.height * 3 // 4)), Image.Resampling.LANCZOS
+        )

@@ -24,18 +24,18 @@ async def watch_job(
     client: ScenarioClient,
     job_id: str,
     *,
-    timeout: float,
+    wait_seconds: float,
     first_interval: float,
     max_interval: float,
     on_update: OnUpdate,
 ) -> Job:
-    """Poll until the job is terminal or `timeout` seconds pass; return the last state seen.
+    """Poll until the job is terminal or `wait_seconds` pass; return the last state seen.
 
     The interval starts short (most of a job's progress shows early) and grows to `max_interval`, so
     a long job costs few requests. Cancelling the caller stops the polling at once; the job itself
     runs on at Scenario.
     """
-    deadline = anyio.current_time() + timeout
+    deadline = anyio.current_time() + wait_seconds
     interval = first_interval
     while True:
         job = await client.get_job(job_id)
@@ -56,7 +56,9 @@ class NamingHint:
     factor: float
 
 
-async def save_asset(client: ScenarioClient, asset_id: str, folder: Path, file_name_for: Callable[[str], str]) -> SavedFile:
+async def save_asset(
+    client: ScenarioClient, asset_id: str, folder: Path, file_name_for: Callable[[str], str]
+) -> SavedFile:
     """Fetch the asset fresh (signed URLs expire), stream it to disk, describe what was saved.
 
     A URL refused as expired is looked up again once; a cut connection is retried once. Neither
@@ -66,7 +68,9 @@ async def save_asset(client: ScenarioClient, asset_id: str, folder: Path, file_n
     for _attempt in range(2):
         asset = await client.get_asset(asset_id)
         if not asset.url:
-            raise DownloadError(f"Asset {asset_id} has no download URL yet (status {asset.status}); try again shortly.")
+            raise DownloadError(
+                f"Asset {asset_id} has no download URL yet (status {asset.status}); try again shortly."
+            )
         extension = EXTENSIONS.get(asset.mime_type or "", "png")
         try:
             async with client.open_download(asset.url) as (length, chunks):
@@ -87,13 +91,17 @@ async def save_asset(client: ScenarioClient, asset_id: str, folder: Path, file_n
     raise last_error
 
 
-async def save_job_outputs(client: ScenarioClient, job: Job, folder: Path, naming: NamingHint) -> list[SavedFile]:
+async def save_job_outputs(
+    client: ScenarioClient, job: Job, folder: Path, naming: NamingHint
+) -> list[SavedFile]:
     """Save every output asset of a successful job under descriptive, never-overwriting names."""
     saved: list[SavedFile] = []
     for index, asset_id in enumerate(job.metadata.asset_ids):
 
         def name_for(extension: str, index: int = index) -> str:
-            return output_file_name(naming.source_stem, naming.model_tag, naming.factor, job.job_id, extension, index)
+            return output_file_name(
+                naming.source_stem, naming.model_tag, naming.factor, job.job_id, extension, index
+            )
 
         saved.append(await save_asset(client, asset_id, folder, name_for))
     return saved

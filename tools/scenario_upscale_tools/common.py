@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Annotated, Any
 
 from mcp.server.mcpserver import Context
-from mcp.types import ToolAnnotations
+from mcp.types import CallToolResult, TextContent, ToolAnnotations
 from pydantic import BaseModel, ConfigDict, Field
 
 from scenario_upscale_mcp.api_models import Job
@@ -51,11 +51,17 @@ IMAGE_REFERENCE_HELP = (
     "an asset id (asset_...), or a local image file as an absolute path, a ~/ path or a file:// URI "
     "(uploaded for you; must be under SCENARIO_ALLOWED_DIRS, under 6 MB, JPEG/PNG/GIF/WebP/AVIF/TIFF)"
 )
-ImageReference = Annotated[str, Field(min_length=1, max_length=4096, description=f"Image: {IMAGE_REFERENCE_HELP}.")]
-JobId = Annotated[str, Field(min_length=1, max_length=200, description="A job id as returned by an upscale tool.")]
+ImageReference = Annotated[
+    str, Field(min_length=1, max_length=4096, description=f"Image: {IMAGE_REFERENCE_HELP}.")
+]
+JobId = Annotated[
+    str, Field(min_length=1, max_length=200, description="A job id as returned by an upscale tool.")
+]
 DryRun = Annotated[
     bool,
-    Field(description="If true, only return the cost estimate in creative units; nothing is submitted or billed."),
+    Field(
+        description="If true, only return the cost estimate in creative units; nothing is submitted or billed."
+    ),
 ]
 Wait = Annotated[
     float,
@@ -123,7 +129,9 @@ class JobView(_Camel):
     outputs: list[OutputFile] = Field(default_factory=list)
 
     @classmethod
-    def of(cls, job: Job, model: str, *, cost: float | None = None, outputs: list[OutputFile] | None = None) -> JobView:
+    def of(
+        cls, job: Job, model: str, *, cost: float | None = None, outputs: list[OutputFile] | None = None
+    ) -> JobView:
         if cost is None and job.billing is not None:
             cost = job.billing.cu_cost
         return cls(
@@ -134,5 +142,30 @@ class JobView(_Camel):
             creativeUnitsCost=cost,
             error=job.metadata.error,
             hint=job.metadata.hint,
-            outputs=outputs if outputs is not None else [OutputFile(assetId=a) for a in job.metadata.asset_ids],
+            outputs=outputs
+            if outputs is not None
+            else [OutputFile(assetId=a) for a in job.metadata.asset_ids],
         )
+
+
+def structured_result(view: BaseModel, summary: str) -> CallToolResult:
+    """A tool answer: the model as structured content, and a short sentence for the assistant to read."""
+    return CallToolResult(
+        content=[TextContent(text=summary)], structured_content=view.model_dump(mode="json")
+    )
+
+
+def job_summary(view: JobView) -> str:
+    """One line on a job as it stands."""
+    text = f"Job {view.jobId} ({view.model}) is {view.status}"
+    if view.status not in ("success", "failure", "canceled"):
+        text += f" at {view.progress:.0%}"
+    if view.creativeUnitsCost is not None:
+        text += f"; cost {view.creativeUnitsCost:g} creative units"
+    if view.error:
+        text += f". Error: {view.error}"
+    if view.hint:
+        text += f" Hint: {view.hint}"
+    if view.outputs:
+        text += f". Outputs: {', '.join(o.path or o.assetId for o in view.outputs)}"
+    return text + "."

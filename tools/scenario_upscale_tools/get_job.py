@@ -2,18 +2,29 @@
 
 from __future__ import annotations
 
-from mcp.types import ToolAnnotations
+from typing import Annotated
 
-from scenario_upscale_tools.common import JobId, JobView, ToolContext, ToolSpec, app_state
+from mcp.types import CallToolResult, ToolAnnotations
+
+from scenario_upscale_tools.common import (
+    JobId,
+    JobView,
+    ToolContext,
+    ToolSpec,
+    app_state,
+    job_summary,
+    structured_result,
+)
 
 
-async def get_job(ctx: ToolContext, jobId: JobId) -> JobView:
+async def get_job(ctx: ToolContext, jobId: JobId) -> Annotated[CallToolResult, JobView]:
     """Get a Scenario job's status now: status, progress (0-1), cost, output asset ids, and for a failed
     job the API's error and hint. Does not wait and does not download anything.
     """
     job = await app_state(ctx).client.get_job(jobId)
     model = str((job.metadata.input or {}).get("modelId", "unknown"))
-    return JobView.of(job, model)
+    view = JobView.of(job, model)
+    return structured_result(view, job_summary(view))
 
 
 TOOL = ToolSpec(

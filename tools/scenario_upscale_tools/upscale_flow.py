@@ -27,7 +27,14 @@ from scenario_upscale_mcp.files import (
     resolve_output_dir,
 )
 from scenario_upscale_mcp.jobs import NamingHint, save_job_outputs, watch_job
-from scenario_upscale_tools.common import AppState, JobView, OutputFile, ToolContext, app_state
+from scenario_upscale_tools.common import (
+    AppState,
+    JobView,
+    OutputFile,
+    ToolContext,
+    app_state,
+    structured_result,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -54,7 +61,9 @@ class Options:
     output_dir: str | None
 
 
-async def run_upscale(ctx: ToolContext, spec: ModelSpec, inputs: dict[str, Any], options: Options) -> CallToolResult:
+async def run_upscale(
+    ctx: ToolContext, spec: ModelSpec, inputs: dict[str, Any], options: Options
+) -> CallToolResult:
     state = app_state(ctx)
     settings = state.settings
     # Local checks first: nothing below this block may be skipped by an early request.
@@ -63,7 +72,10 @@ async def run_upscale(ctx: ToolContext, spec: ModelSpec, inputs: dict[str, Any],
     paths = {key: local_path_of(value, key) for key, value in image_fields.items() if not is_asset_id(value)}
     if settings.credentials() is None:
         raise MissingCredentialsError
-    local_images = {key: await anyio.to_thread.run_sync(check_readable, path, settings, key) for key, path in paths.items()}
+    local_images = {
+        key: await anyio.to_thread.run_sync(check_readable, path, settings, key)
+        for key, path in paths.items()
+    }
 
     resolved = await _upload_local_images(state, local_images)
     body = _api_body(inputs, spec, resolved)
@@ -85,8 +97,12 @@ async def run_upscale(ctx: ToolContext, spec: ModelSpec, inputs: dict[str, Any],
             creativeUnitsCost=answer.creative_units_cost,
             dryRun=True,
         )
-        cost = f"{answer.creative_units_cost:g} creative units" if answer.creative_units_cost is not None else "unknown"
-        return _result(estimate, f"Dry run: this upscale would cost {cost}. Nothing was submitted.")
+        cost = (
+            f"{answer.creative_units_cost:g} creative units"
+            if answer.creative_units_cost is not None
+            else "unknown"
+        )
+        return structured_result(estimate, f"Dry run: this upscale would cost {cost}. Nothing was submitted.")
 
     job = answer.job
     logger.info("submitted %s as job %s", spec.model_id, job.job_id)
@@ -99,7 +115,7 @@ async def run_upscale(ctx: ToolContext, spec: ModelSpec, inputs: dict[str, Any],
         job = await watch_job(
             state.client,
             job.job_id,
-            timeout=wait,
+            wait_seconds=wait,
             first_interval=settings.poll_initial_seconds,
             max_interval=settings.poll_max_seconds,
             on_update=report,
@@ -116,17 +132,22 @@ async def finish(
         if job.is_terminal:
             reason = f" Error: {job.metadata.error}" if job.metadata.error else ""
             hint = f" Hint: {job.metadata.hint}" if job.metadata.hint else ""
-            return _result(view, f"Job {job.job_id} ended with status {job.status}.{reason}{hint}")
+            return structured_result(view, f"Job {job.job_id} ended with status {job.status}.{reason}{hint}")
         view.next = (
             f"The job is still running. Call get_job with jobId {job.job_id} to check on it; it keeps "
             "running (and is billed) whether or not you wait."
         )
-        return _result(view, f"Job {job.job_id} is {job.status} ({job.progress:.0%}). {view.next}")
+        return structured_result(view, f"Job {job.job_id} is {job.status} ({job.progress:.0%}). {view.next}")
 
     saved = await save_job_outputs(state.client, job, folder, naming)
-    outputs = [OutputFile.saved(asset_id, file) for asset_id, file in zip(job.metadata.asset_ids, saved, strict=True)]
+    outputs = [
+        OutputFile.saved(asset_id, file) for asset_id, file in zip(job.metadata.asset_ids, saved, strict=True)
+    ]
     view = UpscaleResult.model_validate(JobView.of(job, model, cost=cost, outputs=outputs).model_dump())
-    lines = [f"Job {job.job_id} succeeded" + (f" ({view.creativeUnitsCost:g} creative units)." if view.creativeUnitsCost is not None else ".")]
+    lines = [
+        f"Job {job.job_id} succeeded"
+        + (f" ({view.creativeUnitsCost:g} creative units)." if view.creativeUnitsCost is not None else ".")
+    ]
     lines += [f"Saved {o.path} ({o.width}×{o.height}, {o.bytes:,} bytes)." for o in outputs]
     blocks: list[ContentBlock] = [TextContent(text=" ".join(lines))]
     if saved:
@@ -137,10 +158,6 @@ async def finish(
         for file in saved
     ]
     return CallToolResult(content=blocks, structured_content=view.model_dump(mode="json"))
-
-
-def _result(view: UpscaleResult, text: str) -> CallToolResult:
-    return CallToolResult(content=[TextContent(text=text)], structured_content=view.model_dump(mode="json"))
 
 
 def _image_fields(inputs: dict[str, Any], spec: ModelSpec) -> dict[str, str]:

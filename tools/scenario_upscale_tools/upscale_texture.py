@@ -47,7 +47,9 @@ async def upscale_texture(
         float,
         Field(ge=0, le=1, description="Structure preservation: higher keeps the result closer to the input."),
     ] = 0.4,
-    strength: Annotated[float, Field(ge=0, le=1, description="Creativity: higher changes the image more.")] = 0.4,
+    strength: Annotated[
+        float, Field(ge=0, le=1, description="Creativity: higher changes the image more.")
+    ] = 0.4,
     numInferenceSteps: Annotated[
         int, Field(ge=1, le=50, description="Denoising steps: more is slower and can be more detailed.")
     ] = 28,

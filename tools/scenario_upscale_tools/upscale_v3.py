@@ -52,7 +52,9 @@ async def upscale_v3(
     ] = 6,
     controlnetConditioningScale: Annotated[
         float,
-        Field(ge=0, le=1.2, description="Structure preservation: higher keeps the result closer to the input."),
+        Field(
+            ge=0, le=1.2, description="Structure preservation: higher keeps the result closer to the input."
+        ),
     ] = 0.8,
     strength: Annotated[
         float, Field(ge=0.1, le=1, description="Creativity: higher adds more imaginative elements.")

@@ -1,0 +1,112 @@
+"""Shared fixtures: a sandbox API served in-process, a server wired to it, and an MCP client per era."""
+
+from __future__ import annotations
+
+import io
+import os
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx2
+import pytest
+from mcp import Client
+from mcp.server.mcpserver import MCPServer
+from PIL import Image
+
+from scenario_upscale_mcp.app import create_server
+from scenario_upscale_mcp.config import Settings
+from scenario_upscale_mcp.sandbox import Sandbox
+from scenario_upscale_tools.common import AppState
+
+SANDBOX_URL = "http://sandbox.test/v1"
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture(autouse=True)
+def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The developer's own SCENARIO_* variables must not leak into a test."""
+    for name in list(os.environ):
+        if name.startswith("SCENARIO_"):
+            monkeypatch.delenv(name)
+
+
+@pytest.fixture(params=["auto", "legacy"])
+def mode(request: pytest.FixtureRequest) -> str:
+    """Both protocol eras: 2026-07-28 (auto) and the initialize handshake (legacy)."""
+    value: str = request.param
+    return value
+
+
+class RecordingTransport(httpx2.AsyncBaseTransport):
+    """Passes requests to the sandbox app in-process and remembers each one."""
+
+    def __init__(self, inner: httpx2.AsyncBaseTransport) -> None:
+        self.inner = inner
+        self.requests: list[httpx2.Request] = []
+
+    async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
+        self.requests.append(request)
+        return await self.inner.handle_async_request(request)
+
+    def paths(self, method: str | None = None) -> list[str]:
+        return [r.url.path for r in self.requests if method is None or r.method == method]
+
+
+@pytest.fixture
+def folders(tmp_path: Path) -> dict[str, Path]:
+    names = {"images": tmp_path / "images", "output": tmp_path / "output", "state": tmp_path / "state"}
+    for path in names.values():
+        path.mkdir()
+    return names
+
+
+@pytest.fixture
+def settings(folders: dict[str, Path]) -> Settings:
+    return Settings(
+        api_key="test-key",
+        api_secret="test-secret",
+        base_url=SANDBOX_URL,
+        output_dir=folders["output"],
+        allowed_dirs=[folders["images"]],
+        state_dir=folders["state"],
+        poll_initial_seconds=0.02,
+        poll_max_seconds=0.05,
+    )
+
+
+@pytest.fixture
+def sandbox() -> Sandbox:
+    return Sandbox(job_seconds=0.3)
+
+
+@pytest.fixture
+def api(sandbox: Sandbox) -> RecordingTransport:
+    return RecordingTransport(httpx2.ASGITransport(app=sandbox.app))
+
+
+@pytest.fixture
+def server(settings: Settings, api: RecordingTransport) -> MCPServer[AppState]:
+    return create_server(settings, transport=api)
+
+
+@pytest.fixture
+async def client(server: MCPServer[AppState], mode: str) -> AsyncIterator[Client]:
+    async with Client(server, mode=mode) as connected:  # type: ignore[arg-type]
+        yield connected
+
+
+def png_bytes(width: int = 64, height: int = 48, color: tuple[int, int, int] = (200, 80, 40)) -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", (width, height), color).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+@pytest.fixture
+def sample_image(folders: dict[str, Path]) -> Path:
+    path = folders["images"] / "castle.png"
+    path.write_bytes(png_bytes())
+    return path

@@ -1,0 +1,228 @@
+"""The API client's choke point, against httpx2.MockTransport fakes: error bodies, retries, no double billing."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import httpx2
+import pytest
+
+from scenario_upscale_mcp.client import ScenarioClient
+from scenario_upscale_mcp.config import Settings
+from scenario_upscale_mcp.errors import (
+    ApiUnreachableError,
+    AuthenticationError,
+    BadRequestError,
+    MissingCredentialsError,
+    ModelAccessRestrictedError,
+    NotFoundError,
+    PlanLimitReachedError,
+    ServerError,
+    SubmissionUncertainError,
+)
+
+pytestmark = pytest.mark.anyio
+
+JOB = {"job": {"jobId": "job_1", "status": "queued", "progress": 0.1}}
+Handler = Callable[[httpx2.Request], httpx2.Response]
+
+
+def make_client(handler: Handler, **overrides: object) -> tuple[ScenarioClient, list[httpx2.Request]]:
+    seen: list[httpx2.Request] = []
+
+    def record(request: httpx2.Request) -> httpx2.Response:
+        seen.append(request)
+        return handler(request)
+
+    values: dict[str, object] = {
+        "api_key": "key",
+        "api_secret": "s3cr3t-value",
+        "base_url": "https://api.test/v1",
+    }
+    values.update(overrides)
+    settings = Settings(**values)  # type: ignore[arg-type]
+    return ScenarioClient(settings, transport=httpx2.MockTransport(record), retry_base_seconds=0.001), seen
+
+
+async def test_requests_carry_basic_auth_and_the_project_id() -> None:
+    client, seen = make_client(lambda r: httpx2.Response(200, json=JOB), project_id="proj_9")
+    async with client:
+        job = await client.get_job("job_1")
+
+    assert job.job_id == "job_1" and job.status == "queued"
+    [request] = seen
+    assert request.headers["authorization"] == httpx2.BasicAuth("key", "s3cr3t-value")._auth_header
+    assert request.url.params["projectId"] == "proj_9"
+    assert str(request.url).startswith("https://api.test/v1/jobs/job_1")
+
+
+async def test_no_credentials_means_no_request_and_an_error_naming_the_variables() -> None:
+    client, seen = make_client(lambda r: httpx2.Response(200, json=JOB), api_key=None, api_secret=None)
+    async with client:
+        with pytest.raises(MissingCredentialsError) as caught:
+            await client.get_job("job_1")
+
+    assert "SCENARIO_SDK_API_KEY" in str(caught.value) and "SCENARIO_SDK_API_SECRET" in str(caught.value)
+    assert seen == []
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "error_type", "expected"),
+    [
+        (
+            400,
+            {"reason": "Unknown input: foo", "name": "BadRequestError"},
+            BadRequestError,
+            "Unknown input: foo",
+        ),
+        (401, {"message": "Invalid credentials"}, AuthenticationError, "Invalid credentials"),
+        (404, {"reason": "Job not found", "name": "NotFoundError"}, NotFoundError, "Job not found"),
+        (
+            403,
+            {
+                "reason": "Model restricted",
+                "name": "ModelAccessRestrictedError",
+                "details": {"requiredPlan": "Pro"},
+            },
+            ModelAccessRestrictedError,
+            "needs the Pro plan",
+        ),
+        (
+            429,
+            {
+                "reason": "Limit reached",
+                "name": "PlanLimitReachedError",
+                "details": {"actionName": "parallel-custom-jobs", "actionLimit": 3},
+            },
+            PlanLimitReachedError,
+            "limit of 3 on jobs running at once",
+        ),
+        (400, "plain text failure", BadRequestError, "plain text failure"),
+    ],
+)
+async def test_error_bodies_become_typed_errors(
+    status: int, body: object, error_type: type[Exception], expected: str
+) -> None:
+    def answer(request: httpx2.Request) -> httpx2.Response:
+        if isinstance(body, str):
+            return httpx2.Response(status, text=body)
+        return httpx2.Response(status, json=body)
+
+    client, _ = make_client(answer)
+    async with client:
+        with pytest.raises(error_type) as caught:
+            await client.get_asset("asset_1")
+    assert expected in str(caught.value)
+    assert "s3cr3t-value" not in str(caught.value)
+
+
+async def test_reads_are_retried_on_5xx_honouring_retry_after() -> None:
+    answers = iter(
+        [
+            httpx2.Response(503, headers={"Retry-After": "0"}),
+            httpx2.Response(502),
+            httpx2.Response(200, json=JOB),
+        ]
+    )
+    client, seen = make_client(lambda r: next(answers))
+    async with client:
+        job = await client.get_job("job_1")
+
+    assert job.job_id == "job_1"
+    assert len(seen) == 3
+
+
+async def test_reads_give_up_after_three_attempts() -> None:
+    client, seen = make_client(lambda r: httpx2.Response(500, json={"reason": "boom"}))
+    async with client:
+        with pytest.raises(ServerError, match="boom"):
+            await client.get_job("job_1")
+    assert len(seen) == 3
+
+
+async def test_reads_are_retried_on_timeouts() -> None:
+    calls = 0
+
+    def answer(request: httpx2.Request) -> httpx2.Response:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise httpx2.ReadTimeout("slow", request=request)
+        return httpx2.Response(200, json=JOB)
+
+    client, _ = make_client(answer)
+    async with client:
+        assert (await client.get_job("job_1")).job_id == "job_1"
+    assert calls == 2
+
+
+async def test_a_generate_answered_with_500_is_never_retried() -> None:
+    client, seen = make_client(lambda r: httpx2.Response(500, json={"reason": "oops"}))
+    async with client:
+        with pytest.raises(SubmissionUncertainError, match="not sent again"):
+            await client.generate("model_upscale-v3", {"image": "asset_1"})
+    assert len(seen) == 1
+
+
+async def test_a_generate_that_timed_out_after_sending_is_never_retried() -> None:
+    def answer(request: httpx2.Request) -> httpx2.Response:
+        raise httpx2.ReadTimeout("no answer", request=request)
+
+    client, seen = make_client(answer)
+    async with client:
+        with pytest.raises(SubmissionUncertainError):
+            await client.generate("model_upscale-v3", {"image": "asset_1"})
+    assert len(seen) == 1
+
+
+async def test_a_generate_whose_connection_never_opened_is_retried() -> None:
+    calls = 0
+
+    def answer(request: httpx2.Request) -> httpx2.Response:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise httpx2.ConnectError("refused", request=request)
+        return httpx2.Response(200, json=JOB)
+
+    client, _ = make_client(answer)
+    async with client:
+        answer_ = await client.generate("model_upscale-v3", {"image": "asset_1"})
+    assert answer_.job is not None and calls == 2
+
+
+async def test_a_plan_limit_is_not_retried_hot() -> None:
+    body = {"reason": "x", "name": "PlanLimitReachedError", "details": {"actionName": "parallel-custom-jobs"}}
+    client, seen = make_client(lambda r: httpx2.Response(429, json=body))
+    async with client:
+        with pytest.raises(PlanLimitReachedError):
+            await client.generate("model_upscale-v3", {"image": "asset_1"})
+    assert len(seen) == 1
+
+
+async def test_a_dry_run_reads_the_269_answer() -> None:
+    client, seen = make_client(lambda r: httpx2.Response(269, json={"creativeUnitsCost": 12}))
+    async with client:
+        answer = await client.generate("model_upscale-v3", {"image": "asset_1"}, dry_run=True)
+    assert answer.creative_units_cost == 12 and answer.job is None
+    assert seen[0].url.params["dryRun"] == "true"
+
+
+async def test_unreachable_api_says_so_without_secrets() -> None:
+    def answer(request: httpx2.Request) -> httpx2.Response:
+        raise httpx2.ConnectError("refused", request=request)
+
+    client, seen = make_client(answer)
+    async with client:
+        with pytest.raises(ApiUnreachableError) as caught:
+            await client.get_job("job_1")
+    assert "https://api.test/v1" in str(caught.value) and "s3cr3t-value" not in str(caught.value)
+    assert len(seen) == 3
+
+
+async def test_downloads_send_no_api_credentials() -> None:
+    client, seen = make_client(lambda r: httpx2.Response(200, content=b"png-bytes"))
+    async with client, client.open_download("https://cdn.test/asset_1.png?sig=x") as (length, chunks):
+        data = b"".join([chunk async for chunk in chunks])
+    assert data == b"png-bytes" and length == 9
+    assert "authorization" not in seen[0].headers

@@ -1,0 +1,152 @@
+"""The reading rules for image inputs, through the MCP client: every refusal names its rule, sends nothing."""
+
+from __future__ import annotations
+
+import io
+import os
+from pathlib import Path
+
+import pytest
+from mcp import Client
+from PIL import Image
+
+from tests.conftest import RecordingTransport, png_bytes
+
+pytestmark = pytest.mark.anyio
+
+
+async def refusal(client: Client, image: str, **extra: object) -> str:
+    result = await client.call_tool("upscale_v3", {"image": image, **extra})
+    assert result.is_error, result.content
+    text: str = result.content[0].text  # type: ignore[union-attr]
+    return text
+
+
+async def test_a_file_outside_the_allowed_folders_is_refused(
+    client: Client, api: RecordingTransport, tmp_path: Path
+) -> None:
+    outside = tmp_path / "elsewhere.png"
+    outside.write_bytes(png_bytes())
+    text = await refusal(client, str(outside))
+    assert "outside the folders this server may read" in text and "SCENARIO_ALLOWED_DIRS" in text
+    assert api.requests == []
+
+
+async def test_a_symlink_pointing_outside_is_refused(
+    client: Client, api: RecordingTransport, tmp_path: Path, folders: dict[str, Path]
+) -> None:
+    outside = tmp_path / "secret.png"
+    outside.write_bytes(png_bytes())
+    link = folders["images"] / "innocent.png"
+    link.symlink_to(outside)
+    text = await refusal(client, str(link))
+    assert "outside the folders this server may read" in text
+    assert api.requests == []
+
+
+@pytest.mark.parametrize("hidden", [".ssh", ".aws/creds"])
+async def test_files_in_hidden_folders_are_refused(
+    client: Client, api: RecordingTransport, folders: dict[str, Path], hidden: str
+) -> None:
+    folder = folders["images"] / hidden
+    folder.mkdir(parents=True)
+    path = folder / "key.png"
+    path.write_bytes(png_bytes())
+    text = await refusal(client, str(path))
+    assert "hidden" in text and hidden.split("/")[0] in text
+    assert api.requests == []
+
+
+async def test_a_file_that_is_not_an_image_is_refused(
+    client: Client, api: RecordingTransport, folders: dict[str, Path]
+) -> None:
+    path = folders["images"] / "notes.png"
+    path.write_text("not really a picture")
+    text = await refusal(client, str(path))
+    assert "does not decode as an image" in text
+    assert api.requests == []
+
+
+async def test_an_image_over_the_pixel_cap_is_refused_as_a_bomb(
+    client: Client, api: RecordingTransport, folders: dict[str, Path]
+) -> None:
+    path = folders["images"] / "bomb.png"
+    buffer = io.BytesIO()
+    Image.new("1", (12_000, 10_000)).save(buffer, "PNG")  # 120 MP, tiny on disk
+    path.write_bytes(buffer.getvalue())
+    text = await refusal(client, str(path))
+    assert "12000×10000" in text and "decompression bomb" in text
+    assert api.requests == []
+
+
+async def test_a_file_of_6_mb_or_more_is_refused_clearly(
+    client: Client, api: RecordingTransport, folders: dict[str, Path]
+) -> None:
+    path = folders["images"] / "huge.png"
+    path.write_bytes(png_bytes() + os.urandom(6_100_000))
+    text = await refusal(client, str(path))
+    assert "under 6 MB" in text
+    assert api.requests == []
+
+
+@pytest.mark.parametrize(
+    ("reference", "expected"),
+    [
+        ("https://example.com/cat.png", "URL inputs are not supported"),
+        ("data:image/png;base64,iVBORw0KGgo=", "data: URIs are not supported"),
+        ("castle.png", "neither an asset id"),
+        ("file://otherhost/share/cat.png", "must name a local file"),
+    ],
+)
+async def test_unsupported_references_are_refused(
+    client: Client, api: RecordingTransport, reference: str, expected: str
+) -> None:
+    text = await refusal(client, reference)
+    assert expected in text
+    assert api.requests == []
+
+
+async def test_a_missing_file_is_refused(
+    client: Client, api: RecordingTransport, folders: dict[str, Path]
+) -> None:
+    text = await refusal(client, str(folders["images"] / "nope.png"))
+    assert "no file at" in text
+    assert api.requests == []
+
+
+async def test_a_bad_style_image_refuses_the_whole_call_before_any_upload(
+    client: Client, api: RecordingTransport, sample_image: Path, tmp_path: Path
+) -> None:
+    text = await refusal(client, str(sample_image), styleImages=[str(tmp_path / "x.png")])
+    assert text.count("styleImages[0]") == 1
+    assert api.requests == []
+
+
+async def test_a_tilde_path_is_expanded(
+    client: Client, api: RecordingTransport, folders: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HOME", str(folders["images"].parent))
+    (folders["images"] / "home.png").write_bytes(png_bytes())
+    result = await client.call_tool("upscale_v3", {"image": "~/images/home.png", "wait": 0})
+    assert not result.is_error, result.content
+    assert api.paths("POST")[0] == "/v1/assets"
+
+
+async def test_an_output_dir_outside_the_allowed_places_is_refused(
+    client: Client, api: RecordingTransport, sample_image: Path, tmp_path: Path
+) -> None:
+    text = await refusal(client, str(sample_image), outputDir=str(tmp_path / "anywhere"))
+    assert "outputDir" in text and "outside the output folder" in text
+    assert api.requests == []
+
+
+async def test_an_output_dir_inside_the_output_folder_is_created(
+    client: Client, sample_image: Path, folders: dict[str, Path]
+) -> None:
+    result = await client.call_tool(
+        "upscale_v3", {"image": str(sample_image), "outputDir": "props/x2", "wait": 20}
+    )
+    assert not result.is_error, result.content
+    assert result.structured_content is not None
+    saved = Path(result.structured_content["outputs"][0]["path"])
+    assert saved.parent == folders["output"] / "props" / "x2"

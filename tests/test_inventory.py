@@ -1,0 +1,87 @@
+"""The tool surface is a reviewed contract: names, descriptions, annotations, and schema snapshots.
+
+A schema change shows up as a snapshot diff. To accept one on purpose:
+    UPDATE_SNAPSHOTS=1 pytest tests/test_inventory.py
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+from mcp import Client
+from mcp.types import Tool
+
+pytestmark = pytest.mark.anyio
+
+SNAPSHOTS = Path(__file__).parent / "snapshots"
+EXPECTED_TOOLS = {"upscale_v3", "upscale_texture", "get_job"}
+
+
+async def listed_tools(client: Client) -> list[Tool]:
+    return list((await client.list_tools()).tools)
+
+
+async def test_every_tool_is_listed_once_with_a_title_and_description(client: Client) -> None:
+    tools = await listed_tools(client)
+    names = [tool.name for tool in tools]
+
+    assert len(names) == len(set(names))
+    assert set(names) == EXPECTED_TOOLS
+    for tool in tools:
+        assert tool.title, tool.name
+        assert tool.description and len(tool.description) > 80, tool.name
+        assert tool.output_schema is not None, tool.name
+
+
+async def test_every_tool_declares_every_annotation_explicitly(client: Client) -> None:
+    for tool in await listed_tools(client):
+        annotations = tool.annotations
+        assert annotations is not None, tool.name
+        assert annotations.read_only_hint is not None, tool.name
+        assert annotations.open_world_hint is True, tool.name
+        assert annotations.idempotent_hint is not None, tool.name
+        if not annotations.read_only_hint:
+            assert annotations.destructive_hint is False, tool.name
+
+
+async def test_paid_tools_are_not_read_only_and_status_is(client: Client) -> None:
+    tools = {tool.name: tool for tool in await listed_tools(client)}
+    for name in ("upscale_v3", "upscale_texture"):
+        annotations = tools[name].annotations
+        assert annotations is not None
+        assert annotations.read_only_hint is False and annotations.idempotent_hint is False
+    get_job = tools["get_job"].annotations
+    assert get_job is not None and get_job.read_only_hint is True
+
+
+async def test_every_parameter_is_described_and_unknown_ones_are_closed_off(client: Client) -> None:
+    for tool in await listed_tools(client):
+        schema = tool.input_schema
+        assert schema.get("additionalProperties") is False, tool.name
+        for name, prop in schema["properties"].items():
+            assert prop.get("description"), f"{tool.name}.{name}"
+
+
+async def test_tool_schemas_match_their_snapshots(client: Client) -> None:
+    for tool in await listed_tools(client):
+        current = {
+            "name": tool.name,
+            "title": tool.title,
+            "description": tool.description,
+            "annotations": tool.annotations.model_dump(mode="json", by_alias=True, exclude_none=True)
+            if tool.annotations
+            else None,
+            "inputSchema": tool.input_schema,
+            "outputSchema": tool.output_schema,
+        }
+        path = SNAPSHOTS / f"{tool.name}.json"
+        text = json.dumps(current, indent=2, sort_keys=True) + "\n"
+        if os.environ.get("UPDATE_SNAPSHOTS") == "1":
+            path.write_text(text)
+        assert path.exists(), f"no snapshot for {tool.name}; run with UPDATE_SNAPSHOTS=1"
+        assert json.loads(path.read_text()) == current, (
+            f"{tool.name}'s schema changed; review, then UPDATE_SNAPSHOTS=1"
+        )

@@ -1,0 +1,57 @@
+"""get_job through the MCP client."""
+
+from __future__ import annotations
+
+import anyio
+import pytest
+from mcp import Client
+
+from scenario_upscale_mcp.sandbox import Sandbox
+from tests.conftest import RecordingTransport, png_bytes
+
+pytestmark = pytest.mark.anyio
+
+
+async def test_follows_a_job_from_submission_to_success(client: Client, sandbox: Sandbox) -> None:
+    asset = sandbox.add_asset(png_bytes(), "a.png")
+    submitted = await client.call_tool("upscale_v3", {"image": asset, "wait": 0})
+    assert submitted.structured_content is not None
+    job_id = submitted.structured_content["jobId"]
+
+    seen: list[str] = []
+    with anyio.fail_after(10):
+        while True:
+            result = await client.call_tool("get_job", {"jobId": job_id})
+            assert not result.is_error, result.content
+            job = result.structured_content
+            assert job is not None
+            seen.append(job["status"])
+            if job["status"] == "success":
+                break
+            await anyio.sleep(0.05)
+
+    assert job["jobId"] == job_id and job["progress"] == 1.0
+    assert job["creativeUnitsCost"] is not None
+    [output] = job["outputs"]
+    assert output["assetId"] in sandbox.assets and output["path"] is None  # get_job never downloads
+    assert set(seen) <= {"pending", "queued", "warming-up", "in-progress", "finalizing", "success"}
+
+
+async def test_reports_a_failed_job_with_error_and_hint(client: Client, sandbox: Sandbox) -> None:
+    sandbox.faults.fail_next_jobs = 1
+    sandbox.job_seconds = 0.0
+    asset = sandbox.add_asset(png_bytes(), "a.png")
+    submitted = await client.call_tool("upscale_v3", {"image": asset, "wait": 0})
+    assert submitted.structured_content is not None
+
+    result = await client.call_tool("get_job", {"jobId": submitted.structured_content["jobId"]})
+    job = result.structured_content
+    assert job is not None and job["status"] == "failure"
+    assert job["error"] and job["hint"]
+
+
+async def test_an_unknown_job_id_is_a_clear_error(client: Client, api: RecordingTransport) -> None:
+    result = await client.call_tool("get_job", {"jobId": "job_does_not_exist"})
+    assert result.is_error
+    assert "Job not found" in result.content[0].text  # type: ignore[union-attr]
+    assert len(api.requests) == 1  # a 404 is not retried

@@ -1,0 +1,120 @@
+"""upscale_texture through the MCP client, against the sandbox API served in-process."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from mcp import Client
+
+from scenario_upscale_mcp.sandbox import Sandbox
+from tests.conftest import RecordingTransport, png_bytes
+
+pytestmark = pytest.mark.anyio
+
+
+def generate_body(api: RecordingTransport) -> dict[str, Any]:
+    [request] = [r for r in api.requests if r.method == "POST" and r.url.path.startswith("/v1/generate/")]
+    assert request.url.path == "/v1/generate/custom/model_sc-upscale-flux-texture"
+    body: dict[str, Any] = json.loads(request.content)
+    return body
+
+
+async def test_upscales_a_texture_and_saves_it_under_a_descriptive_name(
+    client: Client, sample_image: Path, folders: dict[str, Path]
+) -> None:
+    result = await client.call_tool(
+        "upscale_texture", {"image": str(sample_image), "upscaleFactor": 4, "wait": 20}
+    )
+
+    assert not result.is_error, result.content
+    job = result.structured_content
+    assert job is not None and job["status"] == "success"
+    assert job["model"] == "model_sc-upscale-flux-texture"
+    [output] = job["outputs"]
+    path = Path(output["path"])
+    assert path.parent == folders["output"] and path.name.startswith("castle_texture_x4_")
+    assert (output["width"], output["height"]) == (256, 192)
+
+
+async def test_sends_every_documented_input_with_loras_and_image_prompts(
+    client: Client, api: RecordingTransport, sample_image: Path, sandbox: Sandbox
+) -> None:
+    guide = sandbox.add_asset(png_bytes(32, 32), "guide.png")
+    result = await client.call_tool(
+        "upscale_texture",
+        {
+            "image": str(sample_image),
+            "upscaleFactor": 2.5,
+            "preset": "creative",
+            "loras": ["model_lora_a", "https://example.com/lora.safetensors"],
+            "lorasScale": [0.8, 1.2],
+            "prompt": "mossy stone",
+            "imagePrompt": [guide, str(sample_image)],
+            "imagePromptStrength": 0.3,
+            "controlnetConditioningScale": 0.5,
+            "strength": 0.2,
+            "numInferenceSteps": 30,
+            "detailsEnable": False,
+            "baseModel": "FLUX.1-Krea-dev",
+            "seed": 123,
+            "wait": 0,
+        },
+    )
+
+    assert not result.is_error, result.content
+    body = generate_body(api)
+    assert body == {
+        "image": body["image"],
+        "upscaleFactor": 2.5,
+        "preset": "creative",
+        "loras": ["model_lora_a", "https://example.com/lora.safetensors"],
+        "lorasScale": [0.8, 1.2],
+        "prompt": "mossy stone",
+        "imagePrompt": [guide, body["image"]],
+        "imagePromptStrength": 0.3,
+        "controlnetConditioningScale": 0.5,
+        "strength": 0.2,
+        "numInferenceSteps": 30,
+        "detailsEnable": False,
+        "baseModel": "FLUX.1-Krea-dev",
+        "seed": 123,
+    }
+    assert body["image"] in sandbox.assets
+
+
+async def test_defaults_are_the_documented_ones(
+    client: Client, api: RecordingTransport, sandbox: Sandbox
+) -> None:
+    asset = sandbox.add_asset(png_bytes(), "a.png")
+    result = await client.call_tool("upscale_texture", {"image": asset, "wait": 0})
+
+    assert not result.is_error, result.content
+    assert generate_body(api) == {
+        "image": asset,
+        "upscaleFactor": 2,
+        "preset": "balanced",
+        "loras": [],
+        "lorasScale": [],
+        "prompt": "",
+        "imagePromptStrength": 0.6,
+        "controlnetConditioningScale": 0.4,
+        "strength": 0.4,
+        "numInferenceSteps": 28,
+        "detailsEnable": True,
+        "baseModel": "FLUX.1-dev",
+    }
+    assert [r.url.path for r in api.requests] == ["/v1/generate/custom/model_sc-upscale-flux-texture"]
+
+
+async def test_a_dry_run_with_a_local_file_uploads_it_but_submits_nothing(
+    client: Client, api: RecordingTransport, sample_image: Path, sandbox: Sandbox
+) -> None:
+    result = await client.call_tool("upscale_texture", {"image": str(sample_image), "dryRun": True})
+
+    assert not result.is_error, result.content
+    assert result.structured_content is not None and result.structured_content["creativeUnitsCost"] > 0
+    assert sandbox.jobs == {}
+    assert "would cost" in result.content[0].text  # type: ignore[union-attr]

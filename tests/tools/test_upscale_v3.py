@@ -1,0 +1,230 @@
+"""upscale_v3 through the MCP client, against the sandbox API served in-process."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+from mcp import Client
+from mcp.types import ImageContent, ResourceLink, TextContent
+from PIL import Image
+
+from scenario_upscale_mcp.sandbox import Sandbox
+from tests.conftest import RecordingTransport
+
+pytestmark = pytest.mark.anyio
+
+
+def generate_bodies(api: RecordingTransport) -> list[dict[str, Any]]:
+    return [
+        json.loads(r.content)
+        for r in api.requests
+        if r.method == "POST" and r.url.path.startswith("/v1/generate/")
+    ]
+
+
+async def test_upscales_a_local_file_and_saves_the_result(
+    client: Client, api: RecordingTransport, sample_image: Path, folders: dict[str, Path]
+) -> None:
+    progress: list[tuple[float, float | None, str | None]] = []
+
+    async def on_progress(value: float, total: float | None, message: str | None) -> None:
+        progress.append((value, total, message))
+
+    result = await client.call_tool(
+        "upscale_v3",
+        {"image": str(sample_image), "upscaleFactor": 2, "wait": 20},
+        progress_callback=on_progress,
+    )
+
+    assert not result.is_error, result.content
+    job = result.structured_content
+    assert job is not None
+    assert job["status"] == "success" and job["progress"] == 1.0
+    assert job["model"] == "model_upscale-v3"
+    assert job["creativeUnitsCost"] is not None and job["creativeUnitsCost"] > 0
+    assert job["error"] is None and job["hint"] is None
+    [output] = job["outputs"]
+    saved = Path(output["path"])
+    assert saved.parent == folders["output"]
+    assert saved.name.startswith("castle_upscale-v3_x2_") and saved.suffix == ".png"
+    assert output["assetId"].startswith("asset_")
+    assert (output["width"], output["height"]) == (128, 96)
+    assert output["bytes"] == saved.stat().st_size
+    assert output["mimeType"] == "image/png"
+    with Image.open(saved) as image:
+        assert image.size == (128, 96)
+
+    # One upload, one submission.
+    assert api.paths("POST").count("/v1/assets") == 1
+    assert len(generate_bodies(api)) == 1
+
+    # Progress came from the job's own progress, rising to done.
+    values = [value for value, _, _ in progress]
+    assert values and values[-1] == 1.0 and values == sorted(values)
+    assert all(total == 1.0 for _, total, _ in progress)
+
+    # A text summary, a preview image, and a link to the full file.
+    kinds = [type(block) for block in result.content]
+    assert kinds == [TextContent, ImageContent, ResourceLink]
+    text, preview, link = result.content
+    assert isinstance(text, TextContent) and str(saved) in text.text
+    assert isinstance(preview, ImageContent)
+    with Image.open(io.BytesIO(base64.b64decode(preview.data))) as image:
+        assert image.size == (128, 96)
+    assert isinstance(link, ResourceLink)
+    assert str(link.uri) == saved.as_uri() and link.size == output["bytes"]
+
+
+async def test_sends_the_documented_input_names_with_the_image_as_an_asset_id(
+    client: Client, api: RecordingTransport, sample_image: Path, sandbox: Sandbox
+) -> None:
+    result = await client.call_tool(
+        "upscale_v3",
+        {"image": sample_image.as_uri(), "upscaleFactor": 4, "style": "anime", "seed": 7, "wait": 0},
+    )
+
+    assert not result.is_error, result.content
+    [body] = generate_bodies(api)
+    assert set(body) == {
+        "image", "style", "upscaleFactor", "preset", "styleStrength", "tileStyle", "prompt", "negativePrompt",
+        "guidanceScale", "controlnetConditioningScale", "strength", "fractality", "loraDetailsScale", "seed",
+        "strengthDecay", "overrideEmbeddings",
+    }  # fmt: skip
+    assert body["image"] in sandbox.assets
+    assert body["upscaleFactor"] == 4 and isinstance(body["upscaleFactor"], int)
+    assert body["style"] == "anime" and body["seed"] == 7
+    assert body["preset"] == "precise" and body["strength"] == 0.1  # documented defaults
+
+
+async def test_dry_run_returns_the_cost_and_submits_nothing(
+    client: Client, api: RecordingTransport, sandbox: Sandbox
+) -> None:
+    async with api_asset(sandbox) as asset_id:
+        result = await client.call_tool("upscale_v3", {"image": asset_id, "upscaleFactor": 8, "dryRun": True})
+
+    assert not result.is_error, result.content
+    job = result.structured_content
+    assert job is not None
+    assert job["dryRun"] is True and job["jobId"] is None and job["status"] == "not-submitted"
+    assert job["creativeUnitsCost"] > 0
+    assert sandbox.jobs == {}
+    [request] = [r for r in api.requests if r.url.path.startswith("/v1/generate/")]
+    assert request.url.params["dryRun"] == "true"
+
+
+async def test_a_job_that_outlasts_wait_answers_with_its_id_and_the_next_step(
+    client: Client, api: RecordingTransport, sandbox: Sandbox
+) -> None:
+    sandbox.job_seconds = 30
+    async with api_asset(sandbox) as asset_id:
+        result = await client.call_tool("upscale_v3", {"image": asset_id, "wait": 0})
+
+    job = result.structured_content
+    assert job is not None and not result.is_error
+    assert job["jobId"] in sandbox.jobs
+    assert job["status"] not in ("success", "failure", "canceled")
+    assert "get_job" in job["next"] and job["jobId"] in job["next"]
+    assert job["outputs"] == []
+    assert not any(r.url.path.startswith("/v1/jobs/") for r in api.requests)  # wait=0: no polling
+
+
+async def test_a_failed_job_reports_the_api_error_and_hint_verbatim(client: Client, sandbox: Sandbox) -> None:
+    sandbox.faults.fail_next_jobs = 1
+    async with api_asset(sandbox) as asset_id:
+        result = await client.call_tool("upscale_v3", {"image": asset_id, "wait": 20})
+
+    job = result.structured_content
+    assert job is not None
+    stored = sandbox.jobs[job["jobId"]]
+    assert job["status"] == "failure"
+    assert job["error"] and job["error"] == stored_metadata(stored)["error"]
+    assert job["hint"] and job["hint"] == stored_metadata(stored)["hint"]
+    assert job["error"] in result.content[0].text  # type: ignore[union-attr]
+    assert job["outputs"] == []
+
+
+async def test_style_images_from_local_files_are_uploaded_once_each(
+    client: Client, api: RecordingTransport, sample_image: Path, folders: dict[str, Path]
+) -> None:
+    style = folders["images"] / "style.png"
+    style.write_bytes(sample_image.read_bytes())
+    result = await client.call_tool(
+        "upscale_v3",
+        {"image": str(sample_image), "styleImages": [str(style), str(style), str(sample_image)], "wait": 0},
+    )
+
+    assert not result.is_error, result.content
+    assert api.paths("POST").count("/v1/assets") == 2  # two distinct files
+    [body] = generate_bodies(api)
+    assert len(body["styleImages"]) == 3
+    assert body["styleImages"][0] == body["styleImages"][1]
+    assert body["styleImages"][2] == body["image"]
+
+
+async def test_cancelling_the_call_stops_polling(
+    client: Client, api: RecordingTransport, sandbox: Sandbox
+) -> None:
+    sandbox.job_seconds = 60
+    async with api_asset(sandbox) as asset_id:
+        with anyio.move_on_after(0.5):
+            await client.call_tool("upscale_v3", {"image": asset_id, "wait": 30})
+        polls_at_cancel = len(api.paths("GET"))
+        await anyio.sleep(0.3)  # several poll intervals: a still-running handler would poll again
+
+    assert polls_at_cancel >= 1
+    assert len(api.paths("GET")) == polls_at_cancel
+
+
+async def test_the_plan_limit_is_explained(client: Client, sandbox: Sandbox) -> None:
+    sandbox.faults.plan_limit = 0
+    async with api_asset(sandbox) as asset_id:
+        result = await client.call_tool("upscale_v3", {"image": asset_id})
+
+    assert result.is_error
+    text = result.content[0].text  # type: ignore[union-attr]
+    assert "limit of 0 on jobs running at once" in text and "Wait for a running job" in text
+    assert sandbox.jobs == {}
+
+
+async def test_a_submission_answered_with_500_is_not_sent_again(
+    client: Client, api: RecordingTransport, sandbox: Sandbox
+) -> None:
+    sandbox.faults.accept_then_500 = 1
+    async with api_asset(sandbox) as asset_id:
+        result = await client.call_tool("upscale_v3", {"image": asset_id})
+
+    assert result.is_error
+    assert "outcome is unknown" in result.content[0].text  # type: ignore[union-attr]
+    assert len(generate_bodies(api)) == 1
+    assert len(sandbox.jobs) == 1  # billed once, never twice
+
+
+# --- helpers -------------------------------------------------------------------------------------
+
+
+def stored_metadata(job: Any) -> dict[str, Any]:
+    """The sandbox's own record of a job, as the API would show it."""
+    view = job.to_api() if hasattr(job, "to_api") else job
+    metadata: dict[str, Any] = view["metadata"]
+    return metadata
+
+
+class api_asset:
+    """An asset made directly in the sandbox (as if uploaded earlier), not through the server."""
+
+    def __init__(self, sandbox: Sandbox) -> None:
+        self.sandbox = sandbox
+
+    async def __aenter__(self) -> str:
+        from tests.conftest import png_bytes
+
+        return self.sandbox.add_asset(png_bytes(), "source.png")
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        return None
