@@ -16,7 +16,7 @@ from PIL import Image
 from scenario_upscale_mcp.app import create_server
 from scenario_upscale_mcp.config import Settings
 from scenario_upscale_mcp.sandbox import Sandbox
-from scenario_upscale_tools.common import AppState
+from scenario_upscale_mcp.state import AppState
 
 SANDBOX_URL = "http://sandbox.test/v1"
 
@@ -95,7 +95,7 @@ def server(settings: Settings, api: RecordingTransport) -> MCPServer[AppState]:
 
 @pytest.fixture
 async def client(server: MCPServer[AppState], mode: str) -> AsyncIterator[Client]:
-    async with Client(server, mode=mode) as connected:  # type: ignore[arg-type]
+    async with Client(server, mode=mode) as connected:
         yield connected
 
 

@@ -63,7 +63,7 @@ async def test_without_credentials_tools_list_and_api_tools_say_what_to_set(
 ) -> None:
     settings = Settings(output_dir=tmp_path, allowed_dirs=[tmp_path], state_dir=tmp_path)
     server = create_server(settings, transport=api)
-    async with Client(server, mode=mode) as client:  # type: ignore[arg-type]
+    async with Client(server, mode=mode) as client:
         tools = (await client.list_tools()).tools
         assert len(tools) >= 3
         for name, arguments in [("upscale_v3", {"image": "asset_1"}), ("upscale_texture", {"image": "asset_1"}),

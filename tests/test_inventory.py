@@ -85,3 +85,12 @@ async def test_tool_schemas_match_their_snapshots(client: Client) -> None:
         assert json.loads(path.read_text()) == current, (
             f"{tool.name}'s schema changed; review, then UPDATE_SNAPSHOTS=1"
         )
+
+
+def test_published_schemas_are_exactly_what_the_server_validates_against() -> None:
+    from scenario_upscale_mcp.app import build_tool
+    from scenario_upscale_tools.inventory import TOOLS
+
+    for spec in TOOLS:
+        tool = build_tool(spec)
+        assert tool.parameters == tool.fn_metadata.arg_model.model_json_schema(by_alias=True), spec.name

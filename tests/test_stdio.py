@@ -36,12 +36,12 @@ async def test_the_installed_server_upscales_over_stdio(mode: str, tmp_path: Pat
         },
         cwd="/",  # hosts start servers from /
     )
-    progress: list[float] = []
+    reported: list[float] = []
 
-    async def on_progress(value: float, total: float | None, message: str | None) -> None:
-        progress.append(value)
+    async def on_progress(progress: float, total: float | None, message: str | None) -> None:
+        reported.append(progress)
 
-    async with Client(params, mode=mode, read_timeout_seconds=60) as client:  # type: ignore[arg-type]
+    async with Client(params, mode=mode, read_timeout_seconds=60) as client:
         names = {tool.name for tool in (await client.list_tools()).tools}
         assert {"upscale_v3", "upscale_texture", "get_job"} <= names
         result = await client.call_tool(
@@ -55,7 +55,7 @@ async def test_the_installed_server_upscales_over_stdio(mode: str, tmp_path: Pat
     [saved] = result.structured_content["outputs"]
     assert Path(saved["path"]).parent == output and Path(saved["path"]).is_file()
     assert (saved["width"], saved["height"]) == (160, 120)
-    assert progress and progress[-1] == 1.0
+    assert reported and reported[-1] == 1.0
 
 
 async def test_python_dash_m_starts_the_same_server(tmp_path: Path) -> None:

@@ -5,10 +5,9 @@ from __future__ import annotations
 import functools
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import AsyncExitStack, asynccontextmanager
-from typing import Any
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING, Any
 
-import httpx2
 from mcp.server import CacheHint
 from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
@@ -18,11 +17,15 @@ from pydantic import ConfigDict, ModelWrapValidatorHandler, ValidationError, mod
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from scenario_upscale_mcp import __version__
-from scenario_upscale_mcp.client import ScenarioClient
-from scenario_upscale_mcp.config import Settings
 from scenario_upscale_mcp.errors import ScenarioError
-from scenario_upscale_tools.common import AppState, ToolSpec
+from scenario_upscale_mcp.state import AppState
+from scenario_upscale_tools.common import ToolSpec
 from scenario_upscale_tools.inventory import TOOLS
+
+if TYPE_CHECKING:
+    import httpx2
+
+    from scenario_upscale_mcp.config import Settings
 
 logger = logging.getLogger(__name__)
 
@@ -40,25 +43,19 @@ def create_server(
     *,
     transport: httpx2.AsyncBaseTransport | None = None,
 ) -> MCPServer[AppState]:
-    """The server. Tests pass `transport` (an httpx2 mock or the sandbox's ASGI app) to avoid the network."""
-    settings = settings or Settings()
+    """The server. Tests pass `transport` (an httpx2 mock or the sandbox's ASGI app) to avoid the network.
+
+    Settings and the HTTP client are made on first use (see `state.AppState`), so listing the tools
+    stays as fast as a bare server's.
+    """
 
     @asynccontextmanager
     async def lifespan(_server: MCPServer[AppState]) -> AsyncIterator[AppState]:
-        async with AsyncExitStack() as stack:
-            base_url = settings.base_url
-            if settings.sandbox and base_url is None and transport is None:
-                # Imported here: starlette and uvicorn stay out of a normal start-up.
-                from scenario_upscale_mcp.sandbox import Sandbox, serve_in_thread
-
-                base_url = stack.enter_context(serve_in_thread(Sandbox()))
-                logger.info("SCENARIO_SANDBOX=1: using the built-in simulator at %s", base_url)
-            client = await stack.enter_async_context(
-                ScenarioClient(settings, base_url=base_url, transport=transport)
-            )
-            if settings.credentials() is None:
-                logger.warning("no credentials: set SCENARIO_SDK_API_KEY and SCENARIO_SDK_API_SECRET")
-            yield AppState(settings=settings, client=client)
+        state = AppState(settings, transport)
+        try:
+            yield state
+        finally:
+            await state.aclose()
 
     return MCPServer(
         "scenario-upscale-mcp",
@@ -74,9 +71,10 @@ def create_server(
 def build_tool(spec: ToolSpec) -> Tool:
     """A registered tool: unknown arguments refused, API-layer errors turned into tool errors."""
     tool = Tool.from_function(spec.fn, name=spec.name, title=spec.title, annotations=spec.annotations)
-    strict = _forbid_unknown_arguments(tool.fn_metadata.arg_model)
-    tool.fn_metadata.arg_model = strict
-    tool.parameters = strict.model_json_schema(by_alias=True)
+    tool.fn_metadata.arg_model = _forbid_unknown_arguments(tool.fn_metadata.arg_model)
+    # The strict model's schema is the generated one plus this key; not generating it twice keeps
+    # start-up fast (schema generation is most of the cost of listing tools).
+    tool.parameters = {**tool.parameters, "additionalProperties": False}
     tool.fn = _errors_as_tool_errors(spec.fn)
     return tool
 

@@ -132,7 +132,7 @@ def api_error_from(
     if reason is None:
         reason = text.strip()[:300] or None
     said = f": {reason}" if reason else ""
-    common = {
+    common: dict[str, Any] = {
         "status": status,
         "name": name,
         "reason": reason,

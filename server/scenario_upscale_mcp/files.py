@@ -20,13 +20,17 @@ import stat
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlparse
 
 import anyio
-from PIL import Image, UnidentifiedImageError
 
-from scenario_upscale_mcp.config import Settings
 from scenario_upscale_mcp.errors import DownloadError, InputError
+
+if TYPE_CHECKING:
+    from PIL.ImageFile import ImageFile
+
+    from scenario_upscale_mcp.config import Settings
 
 ASSET_ID = re.compile(r"^asset_[A-Za-z0-9_-]+$")
 # POST /assets takes base64 JSON below this size; larger files need the multipart /uploads flow.
@@ -51,10 +55,6 @@ EXTENSIONS = {
 PREVIEW_MAX_EDGE = 1568  # the long edge Claude's vision uses without resampling
 PREVIEW_MAX_BYTES = 560_000  # base64 grows it to ~750 KB, keeping the whole result under 1 MB
 
-# Pillow's global bomb guard would also refuse the API's own large outputs (a 16x upscale is
-# hundreds of megapixels); inputs are held to SCENARIO_MAX_INPUT_PIXELS by check_readable instead.
-Image.MAX_IMAGE_PIXELS = None
-
 
 @dataclass(frozen=True)
 class LocalImage:
@@ -74,6 +74,20 @@ class SavedFile:
     mime_type: str | None
     width: int | None
     height: int | None
+
+
+def open_image(path: Path) -> ImageFile:
+    """Open an image lazily (header only until pixels are asked for).
+
+    Pillow is imported here, on first use, because start-up never needs it. Its global bomb guard is
+    switched off because it would also refuse the API's own large outputs (a 16x upscale is hundreds
+    of megapixels): those are trusted, and inputs are held to SCENARIO_MAX_INPUT_PIXELS by
+    `check_readable` before any pixel is decoded.
+    """
+    from PIL import Image
+
+    Image.MAX_IMAGE_PIXELS = None
+    return Image.open(path)
 
 
 def is_asset_id(reference: str) -> bool:
@@ -160,8 +174,10 @@ def check_readable(path: Path, settings: Settings, field: str) -> LocalImage:
             f"{field}: {resolved} is {info.st_size:,} bytes; this version uploads files under 6 MB only. "
             "Save a smaller copy (e.g. as JPEG or WebP) and pass that."
         )
+    from PIL import UnidentifiedImageError
+
     try:
-        with Image.open(resolved) as image:
+        with open_image(resolved) as image:
             image_format = image.format or ""
             width, height = image.size
             if width * height > settings.max_input_pixels:
@@ -170,7 +186,7 @@ def check_readable(path: Path, settings: Settings, field: str) -> LocalImage:
                     "limit (SCENARIO_MAX_INPUT_PIXELS); refused as a possible decompression bomb."
                 )
             image.verify()  # checks the structure without decoding the pixels
-    except (UnidentifiedImageError, Image.DecompressionBombError, OSError, SyntaxError, ValueError) as exc:
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise InputError(
             f"{field}: {resolved} does not decode as an image ({exc.__class__.__name__})."
         ) from None
@@ -264,8 +280,10 @@ def _claim_free_name(temporary: Path, wanted: Path) -> Path:
 
 def describe_image(path: Path) -> tuple[str | None, int | None, int | None]:
     """(mime type, width, height) from the file's header; Nones if it does not open as an image."""
+    from PIL import Image, UnidentifiedImageError
+
     try:
-        with Image.open(path) as image:
+        with open_image(path) as image:
             return Image.MIME.get(image.format or ""), image.size[0], image.size[1]
     except (UnidentifiedImageError, OSError):
         return None, None, None
@@ -277,10 +295,13 @@ def make_preview(path: Path) -> tuple[bytes, str]:
     `thumbnail` lets JPEG decode at reduced scale (draft) and shrinks by whole factors first
     (reducing_gap), so a huge image is not fully resampled at full size.
     """
-    with Image.open(path) as image:
+    from PIL import Image
+
+    with open_image(path) as source:
+        image: Image.Image = source
         image.thumbnail((PREVIEW_MAX_EDGE, PREVIEW_MAX_EDGE), Image.Resampling.LANCZOS, reducing_gap=2.0)
         has_alpha = image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info
-        image = image.convert("RGBA" if has_alpha else "RGB")  # type: ignore[assignment]
+        image = image.convert("RGBA" if has_alpha else "RGB")
     while True:
         buffer = io.BytesIO()
         if has_alpha:

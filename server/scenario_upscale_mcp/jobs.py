@@ -6,13 +6,16 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import anyio
 
 from scenario_upscale_mcp.api_models import Job
-from scenario_upscale_mcp.client import ScenarioClient
 from scenario_upscale_mcp.errors import DownloadError
 from scenario_upscale_mcp.files import EXTENSIONS, SavedFile, describe_image, output_file_name, save_stream
+
+if TYPE_CHECKING:
+    from scenario_upscale_mcp.client import ScenarioClient
 
 logger = logging.getLogger(__name__)
 

@@ -31,10 +31,10 @@ def generate_bodies(api: RecordingTransport) -> list[dict[str, Any]]:
 async def test_upscales_a_local_file_and_saves_the_result(
     client: Client, api: RecordingTransport, sample_image: Path, folders: dict[str, Path]
 ) -> None:
-    progress: list[tuple[float, float | None, str | None]] = []
+    seen: list[tuple[float, float | None, str | None]] = []
 
-    async def on_progress(value: float, total: float | None, message: str | None) -> None:
-        progress.append((value, total, message))
+    async def on_progress(progress: float, total: float | None, message: str | None) -> None:
+        seen.append((progress, total, message))
 
     result = await client.call_tool(
         "upscale_v3",
@@ -65,9 +65,9 @@ async def test_upscales_a_local_file_and_saves_the_result(
     assert len(generate_bodies(api)) == 1
 
     # Progress came from the job's own progress, rising to done.
-    values = [value for value, _, _ in progress]
+    values = [value for value, _, _ in seen]
     assert values and values[-1] == 1.0 and values == sorted(values)
-    assert all(total == 1.0 for _, total, _ in progress)
+    assert all(total == 1.0 for _, total, _ in seen)
 
     # A text summary, a preview image, and a link to the full file.
     kinds = [type(block) for block in result.content]

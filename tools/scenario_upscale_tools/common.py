@@ -11,18 +11,8 @@ from mcp.types import CallToolResult, TextContent, ToolAnnotations
 from pydantic import BaseModel, ConfigDict, Field
 
 from scenario_upscale_mcp.api_models import Job
-from scenario_upscale_mcp.client import ScenarioClient
-from scenario_upscale_mcp.config import Settings
 from scenario_upscale_mcp.files import SavedFile
-
-
-@dataclass
-class AppState:
-    """What the lifespan builds once per server: settings and the one API client."""
-
-    settings: Settings
-    client: ScenarioClient
-
+from scenario_upscale_mcp.state import AppState
 
 ToolContext = Context[AppState, Any]
 

@@ -27,8 +27,8 @@ from scenario_upscale_mcp.files import (
     resolve_output_dir,
 )
 from scenario_upscale_mcp.jobs import NamingHint, save_job_outputs, watch_job
+from scenario_upscale_mcp.state import AppState
 from scenario_upscale_tools.common import (
-    AppState,
     JobView,
     OutputFile,
     ToolContext,

@@ -1,0 +1,61 @@
+"""What the server holds for its lifetime: the settings and the one API client, each made on first use.
+
+Made lazily so that start-up (spawn → tools/list) imports neither the HTTP stack nor
+pydantic-settings: a host that only lists the tools never pays for them, and the first tool call
+pays once.
+"""
+
+from __future__ import annotations
+
+import logging
+from contextlib import ExitStack
+from functools import cached_property
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import httpx2
+
+    from scenario_upscale_mcp.client import ScenarioClient
+    from scenario_upscale_mcp.config import Settings
+
+logger = logging.getLogger(__name__)
+
+
+class AppState:
+    def __init__(
+        self, settings: Settings | None = None, transport: httpx2.AsyncBaseTransport | None = None
+    ) -> None:
+        self._given_settings = settings
+        self._transport = transport
+        self._resources = ExitStack()
+
+    @cached_property
+    def settings(self) -> Settings:
+        if self._given_settings is not None:
+            return self._given_settings
+        from scenario_upscale_mcp.config import Settings
+
+        return Settings()
+
+    @cached_property
+    def client(self) -> ScenarioClient:
+        from scenario_upscale_mcp.client import ScenarioClient
+
+        settings = self.settings
+        base_url = settings.base_url
+        if settings.sandbox and base_url is None and self._transport is None:
+            from scenario_upscale_mcp.sandbox import Sandbox, serve_in_thread
+
+            base_url = self._resources.enter_context(serve_in_thread(Sandbox()))
+            logger.info("SCENARIO_SANDBOX=1: using the built-in simulator at %s", base_url)
+        if settings.credentials() is None:
+            logger.warning("no credentials: set SCENARIO_SDK_API_KEY and SCENARIO_SDK_API_SECRET")
+        return ScenarioClient(settings, base_url=base_url, transport=self._transport)
+
+    async def aclose(self) -> None:
+        """Close what was opened: the HTTP client, and the simulator if one was started."""
+        try:
+            if "client" in self.__dict__:
+                await self.client.aclose()
+        finally:
+            self._resources.close()
