@@ -229,7 +229,7 @@ def output_file_name(
 ) -> str:
     """`<source stem>_<model>_x<factor>_<short job id>[_<n>].<ext>` (the n only for a job's later outputs)."""
     factor_text = f"{factor:g}"
-    short_job = safe_stem(job_id.removeprefix("job_"), limit=8)
+    short_job = safe_stem(safe_stem(job_id.removeprefix("job_"))[:8])
     suffix = f"_{index + 1}" if index else ""
     return f"{safe_stem(source_stem)}_{model_tag}_x{factor_text}_{short_job}{suffix}.{extension}"
 
