@@ -17,7 +17,7 @@ from mcp.types import Tool
 pytestmark = pytest.mark.anyio
 
 SNAPSHOTS = Path(__file__).parent / "snapshots"
-EXPECTED_TOOLS = {"upscale_v3", "upscale_texture", "get_job"}
+EXPECTED_TOOLS = {"upscale_v3", "upscale_texture", "get_job", "wait_for_jobs", "cancel_job", "list_jobs"}
 
 
 async def listed_tools(client: Client) -> list[Tool]:
@@ -41,10 +41,12 @@ async def test_every_tool_declares_every_annotation_explicitly(client: Client) -
         annotations = tool.annotations
         assert annotations is not None, tool.name
         assert annotations.read_only_hint is not None, tool.name
-        assert annotations.open_world_hint is True, tool.name
+        assert annotations.open_world_hint is (tool.name != "list_jobs"), (
+            tool.name
+        )  # only list_jobs stays local
         assert annotations.idempotent_hint is not None, tool.name
         if not annotations.read_only_hint:
-            assert annotations.destructive_hint is False, tool.name
+            assert annotations.destructive_hint is (tool.name == "cancel_job"), tool.name
 
 
 async def test_paid_tools_are_not_read_only_and_status_is(client: Client) -> None:
@@ -53,8 +55,9 @@ async def test_paid_tools_are_not_read_only_and_status_is(client: Client) -> Non
         annotations = tools[name].annotations
         assert annotations is not None
         assert annotations.read_only_hint is False and annotations.idempotent_hint is False
-    get_job = tools["get_job"].annotations
-    assert get_job is not None and get_job.read_only_hint is True
+    for name in ("get_job", "list_jobs"):
+        annotations = tools[name].annotations
+        assert annotations is not None and annotations.read_only_hint is True
 
 
 async def test_every_parameter_is_described_and_unknown_ones_are_closed_off(client: Client) -> None:

@@ -21,6 +21,7 @@ from scenario_upscale_mcp.errors import ScenarioError
 from scenario_upscale_mcp.state import AppState
 from scenario_upscale_tools.common import ToolSpec
 from scenario_upscale_tools.inventory import TOOLS
+from scenario_upscale_tools.job_resource import URI_TEMPLATE, job_resource
 
 if TYPE_CHECKING:
     import httpx2
@@ -33,7 +34,9 @@ INSTRUCTIONS = """\
 Upscales images with Scenario's models. upscale_v3 is general purpose (1-16x, styles, presets);
 upscale_texture is for seamless game textures (2-8x, keeps tiling). Pass images as local file paths
 or Scenario asset ids. Each upscale is billed in creative units: use dryRun=true to quote the cost
-first when the user may care. A job that outlasts `wait` keeps running: check it with get_job.
+first when the user may care. A job that outlasts `wait` keeps running: wait_for_jobs waits for it
+(and for up to 32 jobs at once) and saves the results; get_job checks one; list_jobs shows recent
+ones. Repeating an identical request returns the earlier job instead of paying twice.
 Results are saved to the output folder; the answer gives their paths.
 """
 
@@ -57,7 +60,7 @@ def create_server(
         finally:
             await state.aclose()
 
-    return MCPServer(
+    server: MCPServer[AppState] = MCPServer(
         "scenario-upscale-mcp",
         title="Scenario Upscale",
         version=__version__,
@@ -66,6 +69,8 @@ def create_server(
         tools=[build_tool(spec) for spec in TOOLS],
         cache_hints={"tools/list": CacheHint(ttl_ms=60_000, scope="public")},
     )
+    server.resource(URI_TEMPLATE, name="job", title="Upscale job", mime_type="application/json")(job_resource)
+    return server
 
 
 def build_tool(spec: ToolSpec) -> Tool:

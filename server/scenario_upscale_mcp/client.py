@@ -91,6 +91,11 @@ class ScenarioClient:
         body = await self._send("GET", f"/jobs/{job_id}")
         return Job.model_validate(body["job"])
 
+    async def list_jobs(self, *, created_after: str) -> list[Job]:
+        """Jobs created at or after an ISO 8601 instant, newest first: finds a job a lost answer created."""
+        body = await self._send("GET", "/jobs", params={"createdAfter": created_after})
+        return [Job.model_validate(job) for job in body.get("jobs", [])]
+
     async def cancel_job(self, job_id: str) -> None:
         await self._send("POST", f"/jobs/{job_id}/action", json={"action": "cancel"}, retry=False)
 

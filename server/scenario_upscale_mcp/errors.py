@@ -14,6 +14,7 @@ ScenarioError
 │   └── ServerError              5xx
 ├── ApiUnreachableError          no answer: connection failed or timed out
 ├── SubmissionUncertainError     a generate request may or may not have been accepted
+├── ParallelLimitError           SCENARIO_MAX_PARALLEL_JOBS jobs are running; nothing was submitted
 └── DownloadError                a result could not be saved
 
 Only `client.py` turns HTTP responses into these; the tools turn them into MCP tool errors.
@@ -48,6 +49,10 @@ class ApiUnreachableError(ScenarioError):
 
 class SubmissionUncertainError(ScenarioError):
     """A generate request was sent but its outcome is unknown; it must not be sent again blindly."""
+
+
+class ParallelLimitError(ScenarioError):
+    """The client-side cap on jobs in flight (SCENARIO_MAX_PARALLEL_JOBS) stayed full for the whole wait."""
 
 
 class DownloadError(ScenarioError):

@@ -225,13 +225,13 @@ def safe_stem(text: str, *, limit: int = 60) -> str:
 
 
 def output_file_name(
-    source_stem: str, model_tag: str, factor: float, job_id: str, extension: str, index: int
+    source_stem: str, model_tag: str, factor: float | None, job_id: str, extension: str, index: int
 ) -> str:
     """`<source stem>_<model>_x<factor>_<short job id>[_<n>].<ext>` (the n only for a job's later outputs)."""
-    factor_text = f"{factor:g}"
+    factor_text = f"_x{factor:g}" if factor else ""
     short_job = safe_stem(safe_stem(job_id.removeprefix("job_"))[:8])
     suffix = f"_{index + 1}" if index else ""
-    return f"{safe_stem(source_stem)}_{model_tag}_x{factor_text}_{short_job}{suffix}.{extension}"
+    return f"{safe_stem(source_stem)}_{model_tag}{factor_text}_{short_job}{suffix}.{extension}"
 
 
 async def save_stream(

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 import anyio
 
 from scenario_upscale_mcp.api_models import Job
-from scenario_upscale_mcp.errors import DownloadError
+from scenario_upscale_mcp.errors import DownloadError, NotFoundError, ScenarioError
 from scenario_upscale_mcp.files import EXTENSIONS, SavedFile, describe_image, output_file_name, save_stream
 
 if TYPE_CHECKING:
@@ -50,13 +50,62 @@ async def watch_job(
         interval = min(interval * POLL_GROWTH, max_interval)
 
 
+async def watch_jobs(
+    client: ScenarioClient,
+    job_ids: list[str],
+    *,
+    wait_seconds: float,
+    first_interval: float,
+    max_interval: float,
+    on_update: OnUpdate,
+    on_round: Callable[[], Awaitable[None]],
+) -> dict[str, Job | ScenarioError]:
+    """Poll several jobs together until all are terminal or `wait_seconds` pass.
+
+    Each round asks for every unfinished job once, concurrently, then the interval grows as in
+    `watch_job`: one request per job per round, never more. A job the API does not know is
+    dropped from polling with its error; one that cannot be read right now is asked again next
+    round. Returns the last answer for every job: its state, or the error it gave.
+    """
+    deadline = anyio.current_time() + wait_seconds
+    interval = first_interval
+    latest: dict[str, Job | ScenarioError] = {}
+    pending = list(dict.fromkeys(job_ids))
+
+    async def poll(job_id: str) -> None:
+        try:
+            job = await client.get_job(job_id)
+        except NotFoundError as exc:
+            latest[job_id] = exc
+            pending.remove(job_id)
+            return
+        except ScenarioError as exc:
+            latest[job_id] = exc
+            return
+        latest[job_id] = job
+        if job.is_terminal:
+            pending.remove(job_id)
+        await on_update(job)
+
+    while True:
+        async with anyio.create_task_group() as group:
+            for job_id in list(pending):
+                group.start_soon(poll, job_id)
+        await on_round()
+        remaining = deadline - anyio.current_time()
+        if not pending or remaining <= 0:
+            return latest
+        await anyio.sleep(min(interval, remaining))
+        interval = min(interval * POLL_GROWTH, max_interval)
+
+
 @dataclass(frozen=True)
 class NamingHint:
     """What an output file's name is made of: `<stem>_<model tag>_x<factor>_<short job id>`."""
 
     source_stem: str
     model_tag: str
-    factor: float
+    factor: float | None
 
 
 async def save_asset(

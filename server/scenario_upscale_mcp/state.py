@@ -8,16 +8,22 @@ pays once.
 from __future__ import annotations
 
 import logging
+import threading
+from collections.abc import Callable
 from contextlib import ExitStack
 from functools import cached_property
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
+
+import anyio
 
 if TYPE_CHECKING:
     import httpx2
 
     from scenario_upscale_mcp.client import ScenarioClient
     from scenario_upscale_mcp.config import Settings
+    from scenario_upscale_mcp.ledger import Ledger
 
+T = TypeVar("T")
 logger = logging.getLogger(__name__)
 
 
@@ -28,6 +34,8 @@ class AppState:
         self._given_settings = settings
         self._transport = transport
         self._resources = ExitStack()
+        self._ledger: Ledger | None = None
+        self._ledger_lock = threading.Lock()
 
     @cached_property
     def settings(self) -> Settings:
@@ -52,10 +60,25 @@ class AppState:
             logger.warning("no credentials: set SCENARIO_SDK_API_KEY and SCENARIO_SDK_API_SECRET")
         return ScenarioClient(settings, base_url=base_url, transport=self._transport)
 
+    def _open_ledger(self) -> Ledger:
+        # Under a lock: the first ledger calls arrive on several worker threads at once.
+        with self._ledger_lock:
+            if self._ledger is None:
+                from scenario_upscale_mcp.ledger import Ledger
+
+                self._ledger = Ledger.in_folder(self.settings.state_dir)
+            return self._ledger
+
+    async def in_ledger(self, operation: Callable[[Ledger], T]) -> T:
+        """Run a ledger operation on a worker thread: SQLite may wait on another process's lock."""
+        return await anyio.to_thread.run_sync(lambda: operation(self._open_ledger()))
+
     async def aclose(self) -> None:
-        """Close what was opened: the HTTP client, and the simulator if one was started."""
+        """Close what was opened: the HTTP client, the ledger, and the simulator if one was started."""
         try:
             if "client" in self.__dict__:
                 await self.client.aclose()
         finally:
+            if self._ledger is not None:
+                self._ledger.close()
             self._resources.close()

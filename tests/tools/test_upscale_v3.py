@@ -15,7 +15,7 @@ from mcp.types import ImageContent, ResourceLink, TextContent
 from PIL import Image
 
 from scenario_upscale_mcp.sandbox import Sandbox
-from tests.conftest import RecordingTransport
+from tests.conftest import RecordingTransport, png_bytes
 
 pytestmark = pytest.mark.anyio
 
@@ -153,7 +153,7 @@ async def test_style_images_from_local_files_are_uploaded_once_each(
     client: Client, api: RecordingTransport, sample_image: Path, folders: dict[str, Path]
 ) -> None:
     style = folders["images"] / "style.png"
-    style.write_bytes(sample_image.read_bytes())
+    style.write_bytes(png_bytes(color=(10, 20, 200)))
     result = await client.call_tool(
         "upscale_v3",
         {"image": str(sample_image), "styleImages": [str(style), str(style), str(sample_image)], "wait": 0},
@@ -192,17 +192,21 @@ async def test_the_plan_limit_is_explained(client: Client, sandbox: Sandbox) -> 
     assert sandbox.jobs == {}
 
 
-async def test_a_submission_answered_with_500_is_not_sent_again(
+async def test_a_submission_answered_with_500_is_not_sent_again_and_its_job_is_found(
     client: Client, api: RecordingTransport, sandbox: Sandbox
 ) -> None:
     sandbox.faults.accept_then_500 = 1
     async with api_asset(sandbox) as asset_id:
-        result = await client.call_tool("upscale_v3", {"image": asset_id})
+        result = await client.call_tool("upscale_v3", {"image": asset_id, "wait": 20})
 
-    assert result.is_error
-    assert "outcome is unknown" in result.content[0].text  # type: ignore[union-attr]
+    assert not result.is_error, result.content
+    job = result.structured_content
+    assert job is not None
     assert len(generate_bodies(api)) == 1
-    assert len(sandbox.jobs) == 1  # billed once, never twice
+    assert list(sandbox.jobs) == [job["jobId"]]  # billed once, never twice
+    assert "answer to the submission was lost" in job["notice"]
+    assert job["status"] == "success" and len(job["outputs"]) == 1
+    assert api.paths("GET").count("/v1/jobs") == 1  # the job list was searched once
 
 
 # --- helpers -------------------------------------------------------------------------------------
@@ -222,8 +226,6 @@ class api_asset:
         self.sandbox = sandbox
 
     async def __aenter__(self) -> str:
-        from tests.conftest import png_bytes
-
         return self.sandbox.add_asset(png_bytes(), "source.png")
 
     async def __aexit__(self, *exc_info: object) -> None:

@@ -23,6 +23,20 @@ def app_state(ctx: ToolContext) -> AppState:
 
 
 @dataclass(frozen=True)
+class ModelSpec:
+    model_id: str
+    tag: str  # short name used in output file names
+    image_list_field: str  # the input holding extra reference images
+
+
+UPSCALE_V3 = ModelSpec(model_id="model_upscale-v3", tag="upscale-v3", image_list_field="styleImages")
+TEXTURE_UPSCALE = ModelSpec(
+    model_id="model_sc-upscale-flux-texture", tag="texture", image_list_field="imagePrompt"
+)
+MODELS = {spec.model_id: spec for spec in (UPSCALE_V3, TEXTURE_UPSCALE)}
+
+
+@dataclass(frozen=True)
 class ToolSpec:
     """A tool as registered: its handler (whose signature is the input schema) and its metadata."""
 
@@ -65,6 +79,15 @@ Wait = Annotated[
         ),
     ),
 ]
+AllowDuplicate = Annotated[
+    bool,
+    Field(
+        description=(
+            "Submit even if an identical request is still running or succeeded in the last 10 minutes. "
+            "By default that earlier job is returned instead, so a retried call is never billed twice."
+        )
+    ),
+]
 OutputDir = Annotated[
     str | None,
     Field(
@@ -79,11 +102,11 @@ OutputDir = Annotated[
 # --- the job shape, the same in every result ---------------------------------------------------------
 
 
-class _Camel(BaseModel):
+class ResultModel(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-class OutputFile(_Camel):
+class OutputFile(ResultModel):
     assetId: str = Field(description="The output's Scenario asset id.")
     path: str | None = Field(default=None, description="Where the file was saved; null until saved.")
     mimeType: str | None = None
@@ -103,13 +126,14 @@ class OutputFile(_Camel):
         )
 
 
-class JobView(_Camel):
+class JobView(ResultModel):
     jobId: str | None = Field(description="The Scenario job id (null for a dry run, which creates no job).")
     model: str = Field(description="The model id, e.g. model_upscale-v3.")
     status: str = Field(
         description=(
-            "pending, queued, warming-up, in-progress, finalizing, success, failure or canceled; "
-            "not-submitted for a dry run."
+            "The API's status: pending, queued, warming-up, in-progress, finalizing, success, failure or "
+            "canceled. Also not-submitted (a dry run), not-found (the API does not know the job id) and "
+            "unknown (the job could not be checked just now)."
         )
     )
     progress: float = Field(ge=0, le=1, description="0 to 1.")
@@ -117,13 +141,25 @@ class JobView(_Camel):
     error: str | None = Field(default=None, description="The API's error message for a failed job, verbatim.")
     hint: str | None = Field(default=None, description="The API's hint for a failed job, verbatim.")
     outputs: list[OutputFile] = Field(default_factory=list)
+    notice: str | None = Field(
+        default=None,
+        description="What the server has to add: e.g. an earlier identical job was returned, or saving failed.",
+    )
 
     @classmethod
     def of(
-        cls, job: Job, model: str, *, cost: float | None = None, outputs: list[OutputFile] | None = None
+        cls,
+        job: Job,
+        model: str,
+        *,
+        cost: float | None = None,
+        outputs: list[OutputFile] | None = None,
+        notice: str | None = None,
     ) -> JobView:
         if cost is None and job.billing is not None:
             cost = job.billing.cu_cost
+        if outputs is None:
+            outputs = [OutputFile(assetId=asset_id) for asset_id in job.metadata.asset_ids]
         return cls(
             jobId=job.job_id,
             model=model,
@@ -132,9 +168,8 @@ class JobView(_Camel):
             creativeUnitsCost=cost,
             error=job.metadata.error,
             hint=job.metadata.hint,
-            outputs=outputs
-            if outputs is not None
-            else [OutputFile(assetId=a) for a in job.metadata.asset_ids],
+            outputs=outputs,
+            notice=notice,
         )
 
 
@@ -158,4 +193,7 @@ def job_summary(view: JobView) -> str:
         text += f" Hint: {view.hint}"
     if view.outputs:
         text += f". Outputs: {', '.join(o.path or o.assetId for o in view.outputs)}"
-    return text + "."
+    text += "."
+    if view.notice:
+        text += f" {view.notice}"
+    return text

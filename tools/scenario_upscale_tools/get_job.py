@@ -6,6 +6,7 @@ from typing import Annotated
 
 from mcp.types import CallToolResult, ToolAnnotations
 
+from scenario_upscale_mcp.submit import observe
 from scenario_upscale_tools.common import (
     JobId,
     JobView,
@@ -19,11 +20,12 @@ from scenario_upscale_tools.common import (
 
 async def get_job(ctx: ToolContext, jobId: JobId) -> Annotated[CallToolResult, JobView]:
     """Get a Scenario job's status now: status, progress (0-1), cost, output asset ids, and for a failed
-    job the API's error and hint. Does not wait and does not download anything.
+    job the API's error and hint. Does not wait and does not download anything (wait_for_jobs does).
     """
-    job = await app_state(ctx).client.get_job(jobId)
-    model = str((job.metadata.input or {}).get("modelId", "unknown"))
-    view = JobView.of(job, model)
+    state = app_state(ctx)
+    job = await state.client.get_job(jobId)
+    record = await observe(state, job)
+    view = JobView.of(job, record.model, cost=record.cost)
     return structured_result(view, job_summary(view))
 
 

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from scenario_upscale_tools import get_job, upscale_texture, upscale_v3
+from scenario_upscale_tools import cancel_job, get_job, list_jobs, upscale_texture, upscale_v3, wait_for_jobs
 from scenario_upscale_tools.common import ToolSpec
 
 TOOLS: tuple[ToolSpec, ...] = (
     upscale_v3.TOOL,
     upscale_texture.TOOL,
     get_job.TOOL,
+    wait_for_jobs.TOOL,
+    cancel_job.TOOL,
+    list_jobs.TOOL,
 )

@@ -6,44 +6,34 @@ a forbidden file costs no HTTP request at all.
 
 from __future__ import annotations
 
-import base64
+import hashlib
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import anyio
-from mcp.types import CallToolResult, ContentBlock, ImageContent, ResourceLink, TextContent
+from mcp.types import CallToolResult
 from pydantic import Field
 
-from scenario_upscale_mcp.api_models import Job
-from scenario_upscale_mcp.errors import MissingCredentialsError
+from scenario_upscale_mcp.errors import MissingCredentialsError, NotFoundError
 from scenario_upscale_mcp.files import (
     LocalImage,
     check_readable,
     is_asset_id,
     local_path_of,
-    make_preview,
     resolve_output_dir,
 )
-from scenario_upscale_mcp.jobs import NamingHint, save_job_outputs, watch_job
-from scenario_upscale_mcp.state import AppState
-from scenario_upscale_tools.common import (
-    JobView,
-    OutputFile,
-    ToolContext,
-    app_state,
-    structured_result,
-)
+from scenario_upscale_mcp.jobs import watch_job
+from scenario_upscale_mcp.submit import Submission, observe, submit
+from scenario_upscale_tools.common import JobView, ModelSpec, ToolContext, app_state, structured_result
+from scenario_upscale_tools.results import answer, settle
+
+if TYPE_CHECKING:
+    from scenario_upscale_mcp.api_models import Job
+    from scenario_upscale_mcp.state import AppState
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class ModelSpec:
-    model_id: str
-    tag: str  # short name used in output file names
-    image_list_field: str  # the input holding extra reference images
 
 
 class UpscaleResult(JobView):
@@ -59,6 +49,7 @@ class Options:
     dry_run: bool
     wait: float
     output_dir: str | None
+    allow_duplicate: bool = False
 
 
 async def run_upscale(
@@ -79,85 +70,91 @@ async def run_upscale(
 
     resolved = await _upload_local_images(state, local_images)
     body = _api_body(inputs, spec, resolved)
-    factor = float(inputs["upscaleFactor"])
-    source = image_fields["image"]
-    naming = NamingHint(
-        source_stem=local_images["image"].path.stem if "image" in local_images else source,
-        model_tag=spec.tag,
-        factor=factor,
-    )
 
-    answer = await state.client.generate(spec.model_id, body, dry_run=options.dry_run)
-    if options.dry_run or answer.job is None:
-        estimate = UpscaleResult(
+    if options.dry_run:
+        estimate = await state.client.generate(spec.model_id, body, dry_run=True)
+        cost = estimate.creative_units_cost
+        view = UpscaleResult(
             jobId=None,
             model=spec.model_id,
             status="not-submitted",
             progress=0.0,
-            creativeUnitsCost=answer.creative_units_cost,
+            creativeUnitsCost=cost,
             dryRun=True,
         )
-        cost = (
-            f"{answer.creative_units_cost:g} creative units"
-            if answer.creative_units_cost is not None
-            else "unknown"
-        )
-        return structured_result(estimate, f"Dry run: this upscale would cost {cost}. Nothing was submitted.")
+        quoted = f"{cost:g} creative units" if cost is not None else "an unknown amount"
+        return structured_result(view, f"Dry run: this upscale would cost {quoted}. Nothing was submitted.")
 
-    job = answer.job
-    logger.info("submitted %s as job %s", spec.model_id, job.job_id)
     wait = min(options.wait, settings.max_wait_seconds)
-    if wait > 0:
+    started = anyio.current_time()
+    source = local_images["image"].path.stem if "image" in local_images else image_fields["image"]
+    submitted = await submit(
+        state,
+        Submission(
+            model_id=spec.model_id,
+            body=body,
+            parameters={key: value for key, value in inputs.items() if value is not None},
+            source_stem=source,
+            upscale_factor=float(inputs["upscaleFactor"]),
+        ),
+        allow_duplicate=options.allow_duplicate,
+        wait_budget=wait,
+    )
+    job = submitted.job
+    logger.info(
+        "job %s for %s (%s)", job.job_id, spec.model_id, "reused" if submitted.notice else "submitted"
+    )
+
+    remaining = wait - (anyio.current_time() - started)
+    if remaining > 0 and not job.is_terminal:
 
         async def report(update: Job) -> None:
+            await observe(state, update)
             await ctx.report_progress(update.progress, 1.0, f"{update.status} ({update.progress:.0%})")
 
         job = await watch_job(
             state.client,
             job.job_id,
-            wait_seconds=wait,
+            wait_seconds=remaining,
             first_interval=settings.poll_initial_seconds,
             max_interval=settings.poll_max_seconds,
             on_update=report,
         )
-    return await finish(state, job, spec.model_id, answer.creative_units_cost, folder, naming)
+    elif job.is_terminal:
+        await ctx.report_progress(job.progress, 1.0, job.status)
+    return await _answer(state, job, submitted.cost, folder, submitted.notice)
 
 
-async def finish(
-    state: AppState, job: Job, model: str, cost: float | None, folder: Path, naming: NamingHint
+async def _answer(
+    state: AppState, job: Job, cost: float | None, folder: Path, notice: str | None
 ) -> CallToolResult:
-    """Answer for a job as it stands: save and preview its outputs if it succeeded."""
-    if job.status != "success":
-        view = UpscaleResult.model_validate(JobView.of(job, model, cost=cost).model_dump())
-        if job.is_terminal:
-            reason = f" Error: {job.metadata.error}" if job.metadata.error else ""
-            hint = f" Hint: {job.metadata.hint}" if job.metadata.hint else ""
-            return structured_result(view, f"Job {job.job_id} ended with status {job.status}.{reason}{hint}")
-        view.next = (
-            f"The job is still running. Call get_job with jobId {job.job_id} to check on it; it keeps "
-            "running (and is billed) whether or not you wait."
+    view, saved = await settle(state, job, folder, cost=cost, notice=notice)
+    result = UpscaleResult.model_validate(view.model_dump())
+    if job.status == "success":
+        lines = [
+            f"Job {job.job_id} succeeded"
+            + (
+                f" ({view.creativeUnitsCost:g} creative units)."
+                if view.creativeUnitsCost is not None
+                else "."
+            )
+        ]
+        lines += [f"Saved {o.path} ({o.width}×{o.height}, {o.bytes:,} bytes)." for o in view.outputs]
+    elif job.is_terminal:
+        lines = [f"Job {job.job_id} ended with status {job.status}."]
+        if view.error:
+            lines.append(f"Error: {view.error}")
+        if view.hint:
+            lines.append(f"Hint: {view.hint}")
+    else:
+        result.next = (
+            f"The job is still running and keeps running (and is billed) whether or not you wait. Call "
+            f"wait_for_jobs with jobIds [{job.job_id!r}] to wait for it and save the result, or get_job to check it."
         )
-        return structured_result(view, f"Job {job.job_id} is {job.status} ({job.progress:.0%}). {view.next}")
-
-    saved = await save_job_outputs(state.client, job, folder, naming)
-    outputs = [
-        OutputFile.saved(asset_id, file) for asset_id, file in zip(job.metadata.asset_ids, saved, strict=True)
-    ]
-    view = UpscaleResult.model_validate(JobView.of(job, model, cost=cost, outputs=outputs).model_dump())
-    lines = [
-        f"Job {job.job_id} succeeded"
-        + (f" ({view.creativeUnitsCost:g} creative units)." if view.creativeUnitsCost is not None else ".")
-    ]
-    lines += [f"Saved {o.path} ({o.width}×{o.height}, {o.bytes:,} bytes)." for o in outputs]
-    blocks: list[ContentBlock] = [TextContent(text=" ".join(lines))]
-    if saved:
-        preview, mime_type = await anyio.to_thread.run_sync(make_preview, saved[0].path)
-        blocks.append(ImageContent(data=base64.b64encode(preview).decode("ascii"), mime_type=mime_type))
-    blocks += [
-        ResourceLink(uri=file.path.as_uri(), name=file.path.name, mime_type=file.mime_type, size=file.bytes)
-        for file in saved
-    ]
-    return CallToolResult(content=blocks, structured_content=view.model_dump(mode="json"))
+        lines = [f"Job {job.job_id} is {job.status} ({job.progress:.0%}).", result.next]
+    if notice:
+        lines.append(notice)
+    return await answer(result, " ".join(lines), saved)
 
 
 def _image_fields(inputs: dict[str, Any], spec: ModelSpec) -> dict[str, str]:
@@ -169,17 +166,39 @@ def _image_fields(inputs: dict[str, Any], spec: ModelSpec) -> dict[str, str]:
 
 
 async def _upload_local_images(state: AppState, local_images: dict[str, LocalImage]) -> dict[str, str]:
-    """Upload each distinct local file once; map field name → asset id."""
+    """Upload each distinct local file once; map field name → asset id.
+
+    The ledger remembers content hashes, so a file uploaded earlier (even by another server process)
+    is not uploaded again while its asset still exists.
+    """
     by_path: dict[Path, str] = {}
     resolved: dict[str, str] = {}
     for key, image in local_images.items():
         if image.path not in by_path:
-            data = await anyio.Path(image.path).read_bytes()
-            asset = await state.client.create_asset(image.path.name, data)
-            logger.info("uploaded %s as %s", image.path.name, asset.id)
-            by_path[image.path] = asset.id
+            by_path[image.path] = await upload_file(state, image)
         resolved[key] = by_path[image.path]
     return resolved
+
+
+async def upload_file(state: AppState, image: LocalImage) -> str:
+    data = await anyio.Path(image.path).read_bytes()
+    digest = hashlib.sha256(data).hexdigest()
+    known = await state.in_ledger(lambda ledger: ledger.asset_for_content(digest))
+    if known is not None:
+        try:
+            await state.client.get_asset(known)
+        except NotFoundError:
+            await state.in_ledger(lambda ledger: ledger.forget_upload(digest))
+        else:
+            return known
+    asset = await state.client.create_asset(image.path.name, data)
+    logger.info("uploaded %s as %s", image.path.name, asset.id)
+    await state.in_ledger(
+        lambda ledger: ledger.record_upload(
+            content_hash=digest, asset_id=asset.id, name=image.path.name, size=len(data)
+        )
+    )
+    return asset.id
 
 
 def _api_body(inputs: dict[str, Any], spec: ModelSpec, resolved: dict[str, str]) -> dict[str, Any]:

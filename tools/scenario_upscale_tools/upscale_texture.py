@@ -8,10 +8,17 @@ from mcp.types import ToolAnnotations
 from pydantic import Field
 
 from scenario_upscale_mcp.errors import InputError
-from scenario_upscale_tools.common import DryRun, ImageReference, OutputDir, ToolContext, ToolSpec, Wait
-from scenario_upscale_tools.upscale_flow import ModelSpec, Options, UpscaleToolResult, run_upscale
-
-MODEL = ModelSpec(model_id="model_sc-upscale-flux-texture", tag="texture", image_list_field="imagePrompt")
+from scenario_upscale_tools.common import (
+    TEXTURE_UPSCALE,
+    AllowDuplicate,
+    DryRun,
+    ImageReference,
+    OutputDir,
+    ToolContext,
+    ToolSpec,
+    Wait,
+)
+from scenario_upscale_tools.upscale_flow import Options, UpscaleToolResult, run_upscale
 
 Preset = Literal["precise", "balanced", "creative"]
 BaseModelName = Literal["FLUX.1-dev", "FLUX.1-Krea-dev"]
@@ -64,6 +71,7 @@ async def upscale_texture(
     dryRun: DryRun = False,
     wait: Wait = 45,
     outputDir: OutputDir = None,
+    allowDuplicate: AllowDuplicate = False,
 ) -> UpscaleToolResult:
     """Upscale a texture with Scenario Texture Upscale (model_sc-upscale-flux-texture): 2x to 8x on FLUX,
     keeping seamless tiling, with optional LoRAs, a prompt and style guide images.
@@ -93,7 +101,8 @@ async def upscale_texture(
         "baseModel": baseModel,
         "seed": seed,
     }
-    return await run_upscale(ctx, MODEL, inputs, Options(dry_run=dryRun, wait=wait, output_dir=outputDir))
+    options = Options(dry_run=dryRun, wait=wait, output_dir=outputDir, allow_duplicate=allowDuplicate)
+    return await run_upscale(ctx, TEXTURE_UPSCALE, inputs, options)
 
 
 TOOL = ToolSpec(

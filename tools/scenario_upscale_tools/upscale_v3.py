@@ -7,10 +7,17 @@ from typing import Annotated, Literal
 from mcp.types import ToolAnnotations
 from pydantic import Field
 
-from scenario_upscale_tools.common import DryRun, ImageReference, OutputDir, ToolContext, ToolSpec, Wait
-from scenario_upscale_tools.upscale_flow import ModelSpec, Options, UpscaleToolResult, run_upscale
-
-MODEL = ModelSpec(model_id="model_upscale-v3", tag="upscale-v3", image_list_field="styleImages")
+from scenario_upscale_tools.common import (
+    UPSCALE_V3,
+    AllowDuplicate,
+    DryRun,
+    ImageReference,
+    OutputDir,
+    ToolContext,
+    ToolSpec,
+    Wait,
+)
+from scenario_upscale_tools.upscale_flow import Options, UpscaleToolResult, run_upscale
 
 Style = Literal["standard", "cartoon", "anime", "comic", "minimalist", "photography", "3d-rendered"]
 Preset = Literal["precise", "balanced", "creative"]
@@ -83,6 +90,7 @@ async def upscale_v3(
     dryRun: DryRun = False,
     wait: Wait = 45,
     outputDir: OutputDir = None,
+    allowDuplicate: AllowDuplicate = False,
 ) -> UpscaleToolResult:
     """Upscale an image with Scenario Upscale V3 (model_upscale-v3): general-purpose upscaling up to 16x
     with a style (standard, cartoon, anime, comic, minimalist, photography, 3d-rendered), a preset, optional
@@ -111,7 +119,8 @@ async def upscale_v3(
         "strengthDecay": strengthDecay,
         "overrideEmbeddings": overrideEmbeddings,
     }
-    return await run_upscale(ctx, MODEL, inputs, Options(dry_run=dryRun, wait=wait, output_dir=outputDir))
+    options = Options(dry_run=dryRun, wait=wait, output_dir=outputDir, allow_duplicate=allowDuplicate)
+    return await run_upscale(ctx, UPSCALE_V3, inputs, options)
 
 
 TOOL = ToolSpec(

@@ -1,0 +1,317 @@
+"""Submitting a billed job so that it is never billed twice.
+
+- An identical request (same model, same resolved inputs) made while the earlier job runs, or
+  within 10 minutes after it succeeded, returns that job instead of paying again (hosts retry
+  tool calls after their own timeouts). `allow_duplicate` submits anyway.
+- Every submission is written to the ledger *before* it is sent. If the answer is lost (a timeout
+  or a 5xx after sending, a dropped connection), the request is not sent again: the API's job list
+  is searched for the job it may have created, and a later identical request is refused until
+  that is settled.
+- The plan's parallel-job cap (429 PlanLimitReachedError) is retried a few times at most, spaced
+  by Retry-After or backoff, within the caller's wait budget; then explained with the jobs in flight.
+- With SCENARIO_MAX_PARALLEL_JOBS set, submissions wait client-side for a free slot instead.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+import anyio
+
+from scenario_upscale_mcp.errors import (
+    BadRequestError,
+    NotFoundError,
+    ParallelLimitError,
+    PlanLimitReachedError,
+    ScenarioError,
+    SubmissionUncertainError,
+)
+
+if TYPE_CHECKING:
+    from scenario_upscale_mcp.api_models import Job
+    from scenario_upscale_mcp.ledger import Attempt, JobRecord
+    from scenario_upscale_mcp.state import AppState
+
+logger = logging.getLogger(__name__)
+
+REUSE_WINDOW_SECONDS = 600.0
+PLAN_LIMIT_ATTEMPTS = 3
+PLAN_LIMIT_BACKOFF_SECONDS = 2.0
+IN_FLIGHT_HORIZON_SECONDS = 24 * 3600.0  # older rows never seen finishing are not counted as running
+CLOCK_SKEW_SECONDS = 60.0
+
+
+@dataclass(frozen=True)
+class Submission:
+    """What a billed request to run a model amounts to."""
+
+    model_id: str
+    body: dict[str, Any]  # the API body, images already resolved to asset ids
+    parameters: dict[str, Any]  # the tool arguments as the assistant gave them
+    source_stem: str | None
+    upscale_factor: float | None
+
+    @property
+    def request_key(self) -> str:
+        canonical = json.dumps(
+            {"model": self.model_id, "inputs": self.body}, sort_keys=True, separators=(",", ":")
+        )
+        return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class Submitted:
+    job: Job
+    cost: float | None
+    notice: str | None = None  # said to the assistant when the job was not freshly submitted
+
+
+async def submit(
+    state: AppState, submission: Submission, *, allow_duplicate: bool, wait_budget: float
+) -> Submitted:
+    deadline = anyio.current_time() + wait_budget
+    key = submission.request_key
+    if not allow_duplicate:
+        earlier = await _earlier_identical(state, submission, key)
+        if earlier is not None:
+            return earlier
+    await _wait_for_parallel_slot(state, deadline)
+
+    for attempt_number in range(1, PLAN_LIMIT_ATTEMPTS + 1):
+        attempt = await state.in_ledger(
+            lambda ledger: ledger.begin_attempt(
+                request_key=key, model=submission.model_id, inputs=submission.body
+            )
+        )
+        try:
+            answer = await state.client.generate(submission.model_id, submission.body)
+        except SubmissionUncertainError as exc:
+            await _finish(state, attempt, "uncertain")
+            return await _recover_or_raise(state, submission, attempt, exc)
+        except PlanLimitReachedError as exc:
+            await _finish(state, attempt, "rejected")
+            delay = (
+                exc.retry_after
+                if exc.retry_after is not None
+                else PLAN_LIMIT_BACKOFF_SECONDS * attempt_number
+            )
+            if attempt_number == PLAN_LIMIT_ATTEMPTS or anyio.current_time() + delay > deadline:
+                raise await _explain_plan_limit(state, exc) from exc
+            logger.info("plan limit reached; trying again in %.1f s", delay)
+            await anyio.sleep(delay)
+            continue
+        except ScenarioError:
+            # A 4xx, or no connection at all: the API did not accept it, nothing was billed.
+            await _finish(state, attempt, "rejected")
+            raise
+        except BaseException:
+            # Cancelled mid-request: the API may have received it. Recorded as uncertain, so an
+            # identical request later looks for the job instead of paying again.
+            with anyio.CancelScope(shield=True):
+                await _finish(state, attempt, "uncertain")
+            raise
+        if answer.job is None:
+            await _finish(state, attempt, "rejected")
+            raise BadRequestError("The Scenario API accepted the request but returned no job.", status=200)
+        await _finish(state, attempt, "accepted", answer.job.job_id)
+        await _record(state, submission, answer.job, answer.creative_units_cost)
+        return Submitted(job=answer.job, cost=answer.creative_units_cost)
+    raise AssertionError("unreachable: the loop returns or raises")  # pragma: no cover
+
+
+async def _earlier_identical(state: AppState, submission: Submission, key: str) -> Submitted | None:
+    """The job an identical earlier request created, if it may be reused; raises if that is unclear."""
+    record = await state.in_ledger(
+        lambda ledger: ledger.find_reusable(key, success_window=REUSE_WINDOW_SECONDS)
+    )
+    if record is not None:
+        job = await state.client.get_job(record.job_id)
+        await observe(state, job)
+        when = _clock_text(record.created_at)
+        return Submitted(
+            job=job,
+            cost=record.cost,
+            notice=(
+                f"An identical request was already submitted at {when} as job {record.job_id}; that job is "
+                "returned instead of paying again. Pass allowDuplicate=true to submit a new job anyway."
+            ),
+        )
+    uncertain = await state.in_ledger(
+        lambda ledger: ledger.open_uncertain_attempt(key, within=REUSE_WINDOW_SECONDS)
+    )
+    if uncertain is None:
+        return None
+    found = await _find_created_job(state, submission, uncertain)
+    if found is not None:
+        await _finish(state, uncertain, "accepted", found.job_id)
+        await _record(state, submission, found, None)
+        return Submitted(
+            job=found,
+            cost=None,
+            notice=(
+                f"An identical request sent at {_clock_text(uncertain.sent_at)} had lost its answer; the job "
+                f"it created was found ({found.job_id}) and is returned instead of paying again."
+            ),
+        )
+    raise SubmissionUncertainError(
+        f"An identical request sent at {_clock_text(uncertain.sent_at)} got no clear answer and may have been "
+        "accepted (and billed); it is not sent again automatically. Check your recent jobs on "
+        "app.scenario.com, then pass allowDuplicate=true to submit anyway."
+    )
+
+
+async def _recover_or_raise(
+    state: AppState, submission: Submission, attempt: Attempt, error: SubmissionUncertainError
+) -> Submitted:
+    try:
+        found = await _find_created_job(state, submission, attempt)
+    except ScenarioError as exc:
+        logger.info("could not look for the job a lost answer created: %s", exc)
+        found = None
+    if found is None:
+        raise SubmissionUncertainError(
+            f"{error} No matching job is in the API's job list yet; calling again with the same arguments "
+            "will look again before submitting anything."
+        ) from error
+    await _finish(state, attempt, "accepted", found.job_id)
+    await _record(state, submission, found, None)
+    return Submitted(
+        job=found,
+        cost=None,
+        notice=(
+            f"The API's answer to the submission was lost, but the job it created was found ({found.job_id}); "
+            "it was not submitted again."
+        ),
+    )
+
+
+async def _find_created_job(state: AppState, submission: Submission, attempt: Attempt) -> Job | None:
+    """The job the API created for this attempt: created after it was sent, with the same inputs."""
+    since = (
+        datetime.fromtimestamp(attempt.sent_at - CLOCK_SKEW_SECONDS, tz=UTC)
+        .isoformat()
+        .replace("+00:00", "Z")
+    )
+    candidates = await state.client.list_jobs(created_after=since)
+    for job in sorted(candidates, key=lambda job: job.created_at or ""):
+        sent = job.metadata.input or {}
+        if not all(sent.get(name) == value for name, value in submission.body.items()):
+            continue
+        # A job the ledger already knows was submitted by another request: not the one lost here.
+        known = await state.in_ledger(lambda ledger, job_id=job.job_id: ledger.get_job(job_id))
+        if known is None:
+            return job
+    return None
+
+
+async def _wait_for_parallel_slot(state: AppState, deadline: float) -> None:
+    """With SCENARIO_MAX_PARALLEL_JOBS, wait (within the budget) until fewer jobs than that are running."""
+    cap = state.settings.max_parallel_jobs
+    if cap is None:
+        return
+    interval = state.settings.poll_initial_seconds
+    while True:
+        running = await running_jobs(state)
+        if len(running) < cap:
+            return
+        remaining = deadline - anyio.current_time()
+        if remaining <= 0:
+            ids = ", ".join(record.job_id for record in running)
+            raise ParallelLimitError(
+                f"{len(running)} jobs are running ({ids}) and SCENARIO_MAX_PARALLEL_JOBS is {cap}, so nothing was "
+                "submitted. Wait for one to finish (wait_for_jobs), or call again with a larger `wait` to queue."
+            )
+        await anyio.sleep(min(interval, remaining))
+        interval = min(interval * 1.5, state.settings.poll_max_seconds)
+
+
+async def running_jobs(state: AppState) -> list[JobRecord]:
+    """Jobs the ledger thinks are running, refreshed from the API (one request each, concurrently)."""
+    records = await state.in_ledger(lambda ledger: ledger.jobs_in_flight())
+    horizon = datetime.now(tz=UTC).timestamp() - IN_FLIGHT_HORIZON_SECONDS
+    records = [record for record in records if record.created_at >= horizon]
+    still_running: list[JobRecord] = []
+
+    async def refresh(record: JobRecord) -> None:
+        try:
+            job = await state.client.get_job(record.job_id)
+        except NotFoundError:
+            return  # not this account's job any more: not counted
+        except ScenarioError:
+            still_running.append(record)  # unknown: assume it still runs
+            return
+        updated = await observe(state, job)
+        if not updated.is_terminal:
+            still_running.append(updated)
+
+    async with anyio.create_task_group() as group:
+        for record in records:
+            group.start_soon(refresh, record)
+    return still_running
+
+
+async def _explain_plan_limit(state: AppState, error: PlanLimitReachedError) -> PlanLimitReachedError:
+    try:
+        running = await running_jobs(state)
+    except ScenarioError:
+        running = []
+    known = (
+        f" Jobs this server knows are running: {', '.join(r.job_id for r in running)}."
+        if running
+        else " None of the running jobs were started by this server."
+    )
+    return PlanLimitReachedError(
+        f"{error}{known} Call wait_for_jobs on a running job, then submit again.",
+        status=error.status,
+        name=error.name,
+        reason=error.reason,
+        details=error.details,
+        retry_after=error.retry_after,
+    )
+
+
+async def observe(state: AppState, job: Job) -> JobRecord:
+    """Write what the API just said about a job to the ledger."""
+    cost = job.billing.cu_cost if job.billing else None
+    return await state.in_ledger(
+        lambda ledger: ledger.observe_job(
+            job.job_id,
+            status=job.status,
+            progress=job.progress,
+            cost=cost,
+            error=job.metadata.error,
+            hint=job.metadata.hint,
+        )
+    )
+
+
+async def _record(state: AppState, submission: Submission, job: Job, cost: float | None) -> None:
+    await state.in_ledger(
+        lambda ledger: ledger.record_submission(
+            job_id=job.job_id,
+            model=submission.model_id,
+            parameters=submission.parameters,
+            inputs=submission.body,
+            request_key=submission.request_key,
+            source_stem=submission.source_stem,
+            upscale_factor=submission.upscale_factor,
+            status=job.status,
+            progress=job.progress,
+            cost=cost,
+        )
+    )
+
+
+async def _finish(state: AppState, attempt: Attempt, outcome: str, job_id: str | None = None) -> None:
+    await state.in_ledger(
+        lambda ledger: ledger.finish_attempt(attempt.attempt_id, outcome=outcome, job_id=job_id)
+    )
+
+
+def _clock_text(timestamp: float) -> str:
+    return datetime.fromtimestamp(timestamp, tz=UTC).strftime("%H:%M:%S UTC")

@@ -1,0 +1,48 @@
+"""cancel_job: ask the API to cancel a job; say plainly when it will not."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from mcp.types import CallToolResult, ToolAnnotations
+
+from scenario_upscale_mcp.errors import BadRequestError
+from scenario_upscale_mcp.submit import observe
+from scenario_upscale_tools.common import JobId, JobView, ToolContext, ToolSpec, app_state, structured_result
+
+
+async def cancel_job(ctx: ToolContext, jobId: JobId) -> Annotated[CallToolResult, JobView]:
+    """Try to cancel a running upscale job (best effort). Scenario often refuses ("Cannot cancel this type
+    of job"); then the job keeps running and will be billed, and this says so. Returns the job's state.
+    """
+    state = app_state(ctx)
+    try:
+        await state.client.cancel_job(jobId)
+        refused = None
+    except BadRequestError as exc:
+        refused = exc.reason or str(exc)
+    job = await state.client.get_job(jobId)
+    record = await observe(state, job)
+    view = JobView.of(job, record.model, cost=record.cost)
+    if refused is None:
+        summary = f"Asked Scenario to cancel job {jobId}; it is now {job.status}."
+    elif job.is_terminal:
+        summary = (
+            f"Job {jobId} could not be canceled ({refused}): it had already ended with status {job.status}."
+        )
+    else:
+        summary = (
+            f"Scenario refused to cancel job {jobId} ({refused}). The job keeps running and will be billed; "
+            f"it is {job.status} at {job.progress:.0%}."
+        )
+    view.notice = summary
+    return structured_result(view, summary)
+
+
+TOOL = ToolSpec(
+    fn=cancel_job,
+    title="Cancel an upscale job",
+    annotations=ToolAnnotations(
+        read_only_hint=False, destructive_hint=True, idempotent_hint=True, open_world_hint=True
+    ),
+)

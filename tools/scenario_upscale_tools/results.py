@@ -1,0 +1,76 @@
+"""Turning a job into an answer: save a successful job's outputs, record them, build the tool result.
+
+Shared by the model tools and wait_for_jobs, so a result looks the same whichever tool delivered it.
+"""
+
+from __future__ import annotations
+
+import base64
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import anyio
+from mcp.types import CallToolResult, ContentBlock, ImageContent, ResourceLink, TextContent
+from pydantic import BaseModel
+
+from scenario_upscale_mcp.files import SavedFile, make_preview
+from scenario_upscale_mcp.jobs import NamingHint, save_job_outputs
+from scenario_upscale_mcp.submit import observe
+from scenario_upscale_tools.common import MODELS, JobView, OutputFile
+
+if TYPE_CHECKING:
+    from scenario_upscale_mcp.api_models import Job
+    from scenario_upscale_mcp.ledger import JobRecord, Ledger
+    from scenario_upscale_mcp.state import AppState
+
+
+async def settle(
+    state: AppState, job: Job, folder: Path, *, cost: float | None = None, notice: str | None = None
+) -> tuple[JobView, list[SavedFile]]:
+    """Record the job's state; if it succeeded, save its outputs. Returns its view and the saved files."""
+    record = await observe(state, job)
+    cost = cost if cost is not None else record.cost
+    if job.status != "success":
+        return JobView.of(job, record.model, cost=cost, notice=notice), []
+    saved = await save_job_outputs(state.client, job, folder, naming_for(record, job))
+    outputs = [
+        OutputFile.saved(asset_id, file) for asset_id, file in zip(job.metadata.asset_ids, saved, strict=True)
+    ]
+
+    def remember(ledger: Ledger) -> None:
+        ledger.record_outputs(job.job_id, [output.model_dump() for output in outputs])
+        for output in outputs:
+            ledger.record_download(asset_id=output.assetId, path=str(output.path), job_id=job.job_id)
+
+    await state.in_ledger(remember)
+    return JobView.of(job, record.model, cost=cost, outputs=outputs, notice=notice), saved
+
+
+def naming_for(record: JobRecord, job: Job) -> NamingHint:
+    """Name outputs after their source; for a job submitted elsewhere, after its input asset."""
+    spec = MODELS.get(record.model)
+    sent = job.metadata.input or {}
+    factor = record.upscale_factor
+    if factor is None and isinstance(sent.get("upscaleFactor"), int | float):
+        factor = float(sent["upscaleFactor"])
+    return NamingHint(
+        source_stem=record.source_stem or str(sent.get("image") or job.job_id),
+        model_tag=spec.tag if spec else "upscale",
+        factor=factor,
+    )
+
+
+async def answer(view: BaseModel, summary: str, saved: list[SavedFile]) -> CallToolResult:
+    """The tool result: a summary, one preview (of the first saved file), and a link to every saved file.
+
+    One preview only: hosts reject results over 1 MB, and one look is enough to judge a result.
+    """
+    blocks: list[ContentBlock] = [TextContent(text=summary)]
+    if saved:
+        preview, mime_type = await anyio.to_thread.run_sync(make_preview, saved[0].path)
+        blocks.append(ImageContent(data=base64.b64encode(preview).decode("ascii"), mime_type=mime_type))
+    blocks += [
+        ResourceLink(uri=file.path.as_uri(), name=file.path.name, mime_type=file.mime_type, size=file.bytes)
+        for file in saved
+    ]
+    return CallToolResult(content=blocks, structured_content=view.model_dump(mode="json"))

@@ -1,0 +1,150 @@
+"""wait_for_jobs: wait for up to 32 jobs at once, with progress; save the outputs of those that succeed."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Annotated
+
+import anyio
+from mcp.types import CallToolResult, ToolAnnotations
+from pydantic import Field
+
+from scenario_upscale_mcp.errors import MissingCredentialsError, NotFoundError, ScenarioError
+from scenario_upscale_mcp.files import SavedFile, resolve_output_dir
+from scenario_upscale_mcp.jobs import watch_jobs
+from scenario_upscale_mcp.submit import observe
+from scenario_upscale_tools.common import (
+    JobId,
+    JobView,
+    OutputDir,
+    ResultModel,
+    ToolContext,
+    ToolSpec,
+    app_state,
+)
+from scenario_upscale_tools.results import answer, settle
+
+if TYPE_CHECKING:
+    from scenario_upscale_mcp.api_models import Job
+
+MAX_JOBS = 32
+
+
+class WaitResult(ResultModel):
+    jobs: list[JobView] = Field(
+        description="Every requested job, in the order asked, in the common job shape."
+    )
+    finished: int = Field(description="How many jobs reached success, failure or canceled.")
+    running: int = Field(description="How many jobs are still running (or could not be checked).")
+    next: str | None = Field(default=None, description="What to do next, when some jobs are not finished.")
+
+
+async def wait_for_jobs(
+    ctx: ToolContext,
+    jobIds: Annotated[
+        list[JobId],
+        Field(
+            min_length=1,
+            max_length=MAX_JOBS,
+            description="1 to 32 job ids from upscale_v3 or upscale_texture.",
+        ),
+    ],
+    timeout: Annotated[  # noqa: ASYNC109 - the documented argument name; the wait is bounded by it
+        float,
+        Field(
+            ge=0,
+            le=3600,
+            description=(
+                "Seconds to wait at most (0 = check once). The default stays under desktop hosts' ~60 s "
+                "tool-call limit; call again to keep waiting."
+            ),
+        ),
+    ] = 45,
+    outputDir: OutputDir = None,
+) -> Annotated[CallToolResult, WaitResult]:
+    """Wait for one or more upscale jobs (up to 32) to finish, reporting overall progress, and save the
+    outputs of every job that succeeds to the output folder (with a preview of the first).
+
+    Returns every job with its status, cost, saved files, or the API's error and hint. An unknown or
+    failed job never fails the call. When `timeout` runs out, returns what finished and what still runs:
+    call again with the running ids.
+    """
+    state = app_state(ctx)
+    settings = state.settings
+    folder = resolve_output_dir(outputDir, settings)
+    if settings.credentials() is None:
+        raise MissingCredentialsError
+    job_ids = list(dict.fromkeys(jobIds))
+    latest: dict[str, Job] = {}
+    settled: dict[str, tuple[JobView, list[SavedFile]]] = {}
+
+    async with anyio.create_task_group() as savers:
+
+        async def save(job: Job) -> None:
+            try:
+                settled[job.job_id] = await settle(state, job, folder)
+            except ScenarioError as exc:
+                record = await observe(state, job)
+                notice = f"The job finished but saving its outputs failed: {exc}"
+                settled[job.job_id] = (JobView.of(job, record.model, cost=record.cost, notice=notice), [])
+
+        async def on_update(job: Job) -> None:
+            latest[job.job_id] = job
+            if job.is_terminal:  # reported once: a finished job is not polled again
+                savers.start_soon(save, job)  # saving overlaps the polling of the other jobs
+
+        async def on_round() -> None:
+            finished = sum(1 for job in latest.values() if job.is_terminal)
+            done = sum(1.0 if job.is_terminal else job.progress for job in latest.values())
+            await ctx.report_progress(done / len(job_ids), 1.0, f"{finished} of {len(job_ids)} jobs finished")
+
+        answers = await watch_jobs(
+            state.client,
+            job_ids,
+            wait_seconds=min(timeout, settings.max_wait_seconds),
+            first_interval=settings.poll_initial_seconds,
+            max_interval=settings.poll_max_seconds,
+            on_update=on_update,
+            on_round=on_round,
+        )
+
+    views: list[JobView] = []
+    saved: list[SavedFile] = []
+    for job_id in job_ids:
+        outcome = answers.get(job_id)
+        if job_id in settled:
+            view, files = settled[job_id]
+            saved += files
+        elif isinstance(outcome, NotFoundError):
+            view = JobView(
+                jobId=job_id, model="unknown", status="not-found", progress=0.0, error=str(outcome)
+            )
+        elif isinstance(outcome, ScenarioError) or outcome is None:
+            view = JobView(jobId=job_id, model="unknown", status="unknown", progress=0.0, error=str(outcome))
+        else:
+            view, _ = await settle(state, outcome, folder)  # still running: records it, saves nothing
+        views.append(view)
+
+    running = [
+        view.jobId for view in views if view.status not in ("success", "failure", "canceled", "not-found")
+    ]
+    result = WaitResult(jobs=views, finished=len(views) - len(running), running=len(running))
+    summary = f"{result.finished} of {len(views)} jobs finished"
+    summary += f" ({sum(v.status == 'success' for v in views)} succeeded; {len(saved)} files saved)."
+    if running:
+        result.next = (
+            f"Call wait_for_jobs again with jobIds {running} to keep waiting; the jobs keep running."
+        )
+        summary += " " + result.next
+    problems = [f"{v.jobId}: {v.status}{' — ' + v.error if v.error else ''}" for v in views if v.error]
+    if problems:
+        summary += " " + "; ".join(problems)
+    return await answer(result, summary, saved)
+
+
+TOOL = ToolSpec(
+    fn=wait_for_jobs,
+    title="Wait for upscale jobs",
+    annotations=ToolAnnotations(
+        read_only_hint=False, destructive_hint=False, idempotent_hint=True, open_world_hint=True
+    ),
+)
