@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -58,7 +58,7 @@ async def watch_jobs(
     first_interval: float,
     max_interval: float,
     on_update: OnUpdate,
-    on_round: Callable[[], Awaitable[None]],
+    on_round: Callable[[Mapping[str, Job | ScenarioError]], Awaitable[None]],
 ) -> dict[str, Job | ScenarioError]:
     """Poll several jobs together until all are terminal or `wait_seconds` pass.
 
@@ -91,7 +91,7 @@ async def watch_jobs(
         async with anyio.create_task_group() as group:
             for job_id in list(pending):
                 group.start_soon(poll, job_id)
-        await on_round()
+        await on_round(latest)
         remaining = deadline - anyio.current_time()
         if not pending or remaining <= 0:
             return latest

@@ -438,6 +438,7 @@ class SandboxJob:
     cost: int
     created_at: datetime
     started: float  # time.monotonic() at creation: the timeline is measured from here
+    duration: float  # the sandbox's job_seconds when the job was created: later changes leave it alone
     will_fail: bool
     status: str = "pending"
     progress: float = 0.0
@@ -1013,6 +1014,7 @@ class Sandbox:
             cost=cost,
             created_at=created,
             started=time.monotonic(),
+            duration=max(self.job_seconds, 0.0),
             will_fail=will_fail,
             history=[("pending", created)],
         )
@@ -1047,11 +1049,11 @@ class Sandbox:
         if job.status in TERMINAL_STATUSES:
             return
         elapsed = time.monotonic() - job.started
-        fraction = elapsed / self.job_seconds if self.job_seconds > 0 else math.inf
+        fraction = elapsed / job.duration if job.duration > 0 else math.inf
         for status, start in _TIMELINE:
             if fraction < start or job.reached(status):
                 continue
-            reached_at = job.created_at + timedelta(seconds=start * max(self.job_seconds, 0.0))
+            reached_at = job.created_at + timedelta(seconds=start * job.duration)
             if status == "finalizing" and job.will_fail:
                 job.error, job.hint = _SIMULATED_FAILURE_ERROR, _SIMULATED_FAILURE_HINT
                 self._set_status(job, "failure", reached_at)
@@ -1085,7 +1087,7 @@ class Sandbox:
         self.assets[asset.id] = asset
         job.asset_ids = [asset.id]
         job.rendered = None  # The asset now holds the bytes; keep one reference.
-        nominal_end = job.created_at + timedelta(seconds=max(self.job_seconds, 0.0))
+        nominal_end = job.created_at + timedelta(seconds=job.duration)
         job.progress = 1.0
         self._set_status(job, "success", max(nominal_end, rendered.done_at))
 

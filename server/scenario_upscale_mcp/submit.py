@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -34,7 +35,7 @@ from scenario_upscale_mcp.errors import (
 
 if TYPE_CHECKING:
     from scenario_upscale_mcp.api_models import Job
-    from scenario_upscale_mcp.ledger import Attempt, JobRecord
+    from scenario_upscale_mcp.ledger import Attempt, JobRecord, Ledger
     from scenario_upscale_mcp.state import AppState
 
 logger = logging.getLogger(__name__)
@@ -203,7 +204,7 @@ async def _find_created_job(state: AppState, submission: Submission, attempt: At
         if not all(sent.get(name) == value for name, value in submission.body.items()):
             continue
         # A job the ledger already knows was submitted by another request: not the one lost here.
-        known = await state.in_ledger(lambda ledger, job_id=job.job_id: ledger.get_job(job_id))
+        known = await state.in_ledger(functools.partial(_get_job_record, job_id=job.job_id))
         if known is None:
             return job
     return None
@@ -311,6 +312,10 @@ async def _finish(state: AppState, attempt: Attempt, outcome: str, job_id: str |
     await state.in_ledger(
         lambda ledger: ledger.finish_attempt(attempt.attempt_id, outcome=outcome, job_id=job_id)
     )
+
+
+def _get_job_record(ledger: Ledger, *, job_id: str) -> JobRecord | None:
+    return ledger.get_job(job_id)
 
 
 def _clock_text(timestamp: float) -> str:

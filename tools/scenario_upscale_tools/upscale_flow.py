@@ -188,7 +188,7 @@ async def upload_file(state: AppState, image: LocalImage) -> str:
         try:
             await state.client.get_asset(known)
         except NotFoundError:
-            await state.in_ledger(lambda ledger: ledger.forget_upload(digest))
+            await state.in_ledger(lambda ledger: ledger.forget_upload(digest, asset_id=known))
         else:
             return known
     asset = await state.client.create_asset(image.path.name, data)

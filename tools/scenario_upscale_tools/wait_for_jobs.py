@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated
+from collections.abc import Mapping
+from typing import Annotated
 
 import anyio
 from mcp.types import CallToolResult, ToolAnnotations
 from pydantic import Field
 
+from scenario_upscale_mcp.api_models import Job
 from scenario_upscale_mcp.errors import MissingCredentialsError, NotFoundError, ScenarioError
 from scenario_upscale_mcp.files import SavedFile, resolve_output_dir
 from scenario_upscale_mcp.jobs import watch_jobs
@@ -22,9 +24,6 @@ from scenario_upscale_tools.common import (
     app_state,
 )
 from scenario_upscale_tools.results import answer, settle
-
-if TYPE_CHECKING:
-    from scenario_upscale_mcp.api_models import Job
 
 MAX_JOBS = 32
 
@@ -74,7 +73,6 @@ async def wait_for_jobs(
     if settings.credentials() is None:
         raise MissingCredentialsError
     job_ids = list(dict.fromkeys(jobIds))
-    latest: dict[str, Job] = {}
     settled: dict[str, tuple[JobView, list[SavedFile]]] = {}
 
     async with anyio.create_task_group() as savers:
@@ -88,14 +86,19 @@ async def wait_for_jobs(
                 settled[job.job_id] = (JobView.of(job, record.model, cost=record.cost, notice=notice), [])
 
         async def on_update(job: Job) -> None:
-            latest[job.job_id] = job
             if job.is_terminal:  # reported once: a finished job is not polled again
                 savers.start_soon(save, job)  # saving overlaps the polling of the other jobs
 
-        async def on_round() -> None:
-            finished = sum(1 for job in latest.values() if job.is_terminal)
-            done = sum(1.0 if job.is_terminal else job.progress for job in latest.values())
-            await ctx.report_progress(done / len(job_ids), 1.0, f"{finished} of {len(job_ids)} jobs finished")
+        async def on_round(answers: Mapping[str, Job | ScenarioError]) -> None:
+            # A job the API does not know counts as done: no more work will come of it.
+            ended = [
+                a
+                for a in answers.values()
+                if isinstance(a, NotFoundError) or (isinstance(a, Job) and a.is_terminal)
+            ]
+            running = sum(a.progress for a in answers.values() if isinstance(a, Job) and not a.is_terminal)
+            done = (len(ended) + running) / len(job_ids)
+            await ctx.report_progress(done, 1.0, f"{len(ended)} of {len(job_ids)} jobs finished")
 
         answers = await watch_jobs(
             state.client,
