@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import httpx2
@@ -42,14 +42,22 @@ def mode(request: pytest.FixtureRequest) -> str:
 
 
 class RecordingTransport(httpx2.AsyncBaseTransport):
-    """Passes requests to the sandbox app in-process and remembers each one."""
+    """Passes requests to the sandbox app in-process and remembers each one.
+
+    `web` plays the rest of the internet for image-URL tests: a request to one of its host names is
+    answered by its handler, still in-process. Nothing here ever opens a socket.
+    """
 
     def __init__(self, inner: httpx2.AsyncBaseTransport) -> None:
         self.inner = inner
         self.requests: list[httpx2.Request] = []
+        self.web: dict[str, Callable[[httpx2.Request], httpx2.Response]] = {}
 
     async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
         self.requests.append(request)
+        handler = self.web.get(request.url.host)
+        if handler is not None:
+            return handler(request)
         return await self.inner.handle_async_request(request)
 
     def paths(self, method: str | None = None) -> list[str]:
@@ -89,8 +97,17 @@ def api(sandbox: Sandbox) -> RecordingTransport:
 
 
 @pytest.fixture
-def server(settings: Settings, api: RecordingTransport) -> MCPServer[AppState]:
-    return create_server(settings, transport=api)
+def dns() -> dict[str, list[str]]:
+    """What host names resolve to, for this test (the system resolver is never asked)."""
+    return {}
+
+
+@pytest.fixture
+def server(settings: Settings, api: RecordingTransport, dns: dict[str, list[str]]) -> MCPServer[AppState]:
+    async def resolve(host: str, port: int) -> list[str]:
+        return dns.get(host, [])
+
+    return create_server(settings, transport=api, resolver=resolve)
 
 
 @pytest.fixture

@@ -10,6 +10,8 @@ import pytest
 from mcp import Client
 from PIL import Image
 
+from scenario_upscale_mcp.app import create_server
+from scenario_upscale_mcp.config import Settings
 from tests.conftest import RecordingTransport, png_bytes
 
 pytestmark = pytest.mark.anyio
@@ -79,23 +81,27 @@ async def test_an_image_over_the_pixel_cap_is_refused_as_a_bomb(
     assert api.requests == []
 
 
-async def test_a_file_of_6_mb_or_more_is_refused_clearly(
-    client: Client, api: RecordingTransport, folders: dict[str, Path]
+async def test_a_file_over_the_size_cap_is_refused(
+    settings: Settings, api: RecordingTransport, folders: dict[str, Path], mode: str
 ) -> None:
     path = folders["images"] / "huge.png"
-    path.write_bytes(png_bytes() + os.urandom(6_100_000))
-    text = await refusal(client, str(path))
-    assert "under 6 MB" in text
+    path.write_bytes(png_bytes() + os.urandom(300_000))
+    small_cap = settings.model_copy(update={"max_input_bytes": 200_000})
+    async with Client(create_server(small_cap, transport=api), mode=mode) as client:  # type: ignore[arg-type]
+        text = await refusal(client, str(path))
+    assert "the limit is 200,000 bytes" in text and "SCENARIO_MAX_INPUT_BYTES" in text
     assert api.requests == []
 
 
 @pytest.mark.parametrize(
     ("reference", "expected"),
     [
-        ("https://example.com/cat.png", "URL inputs are not supported"),
-        ("data:image/png;base64,iVBORw0KGgo=", "data: URIs are not supported"),
+        ("http://example.com/cat.png", "only https:// URLs are accepted"),
         ("castle.png", "neither an asset id"),
+        ("art/castle.png", "neither an asset id"),
         ("file://otherhost/share/cat.png", "must name a local file"),
+        ("data:image/png;base64,@@@not-base64@@@", "does not decode"),
+        ("data:text/plain,hello", "does not decode as an image"),
     ],
 )
 async def test_unsupported_references_are_refused(

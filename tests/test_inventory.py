@@ -17,7 +17,16 @@ from mcp.types import Tool
 pytestmark = pytest.mark.anyio
 
 SNAPSHOTS = Path(__file__).parent / "snapshots"
-EXPECTED_TOOLS = {"upscale_v3", "upscale_texture", "get_job", "wait_for_jobs", "cancel_job", "list_jobs"}
+EXPECTED_TOOLS = {
+    "upscale_v3",
+    "upscale_texture",
+    "get_job",
+    "wait_for_jobs",
+    "download_assets",
+    "upload_image",
+    "cancel_job",
+    "list_jobs",
+}
 
 
 async def listed_tools(client: Client) -> list[Tool]:

@@ -73,3 +73,18 @@ class GenerateAnswer(_Tolerant):
 class DownloadLink(_Tolerant):
     url: str
     mime_type: str | None = Field(default=None, alias="mimeType")
+
+
+class UploadPart(_Tolerant):
+    number: int
+    url: str
+
+
+class Upload(_Tolerant):
+    """A multipart upload (`/uploads`): parts to PUT, then `complete`, then poll until `imported`."""
+
+    id: str
+    status: str
+    parts: list[UploadPart] = Field(default_factory=list)
+    entity_id: str | None = Field(default=None, alias="entityId")
+    error_message: str | None = Field(default=None, alias="errorMessage")

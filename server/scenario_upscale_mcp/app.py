@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     import httpx2
 
     from scenario_upscale_mcp.config import Settings
+    from scenario_upscale_mcp.urls import Resolver
 
 logger = logging.getLogger(__name__)
 
@@ -45,8 +46,10 @@ def create_server(
     settings: Settings | None = None,
     *,
     transport: httpx2.AsyncBaseTransport | None = None,
+    resolver: Resolver | None = None,
 ) -> MCPServer[AppState]:
-    """The server. Tests pass `transport` (an httpx2 mock or the sandbox's ASGI app) to avoid the network.
+    """The server. Tests pass `transport` (an httpx2 mock or the sandbox's ASGI app) to avoid the network,
+    and `resolver` to decide what host names resolve to.
 
     Settings and the HTTP client are made on first use (see `state.AppState`), so listing the tools
     stays as fast as a bare server's.
@@ -54,7 +57,7 @@ def create_server(
 
     @asynccontextmanager
     async def lifespan(_server: MCPServer[AppState]) -> AsyncIterator[AppState]:
-        state = AppState(settings, transport)
+        state = AppState(settings, transport, resolver)
         try:
             yield state
         finally:

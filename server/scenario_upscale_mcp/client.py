@@ -15,7 +15,7 @@ import base64
 import email.utils
 import logging
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -23,17 +23,19 @@ import anyio
 import httpx2
 
 from scenario_upscale_mcp import __version__
-from scenario_upscale_mcp.api_models import Asset, DownloadLink, GenerateAnswer, Job
+from scenario_upscale_mcp.api_models import Asset, DownloadLink, GenerateAnswer, Job, Upload
 from scenario_upscale_mcp.config import DEFAULT_BASE_URL, Settings
 from scenario_upscale_mcp.errors import (
     ApiError,
     ApiUnreachableError,
     DownloadError,
+    InputError,
     MissingCredentialsError,
     PlanLimitReachedError,
     RateLimitedError,
     ServerError,
     SubmissionUncertainError,
+    UploadError,
     api_error_from,
 )
 
@@ -43,6 +45,7 @@ DRY_RUN_STATUS = 269  # the API's answer to ?dryRun=true: a cost estimate, no jo
 MAX_ATTEMPTS = 3
 MAX_RETRY_AFTER_SECONDS = 30.0
 DOWNLOAD_CHUNK_BYTES = 1024 * 1024
+MAX_REDIRECTS = 5
 
 
 class ScenarioClient:
@@ -104,6 +107,80 @@ class ScenarioClient:
         payload = {"image": base64.b64encode(data).decode("ascii"), "name": name}
         body = await self._send("POST", "/assets", json=payload)
         return Asset.model_validate(body["asset"])
+
+    async def create_upload(self, *, file_name: str, content_type: str, file_size: int, parts: int) -> Upload:
+        body = await self._send(
+            "POST",
+            "/uploads",
+            json={
+                "fileName": file_name,
+                "contentType": content_type,
+                "fileSize": file_size,
+                "parts": parts,
+                "kind": "image",
+            },
+        )
+        return Upload.model_validate(body["upload"])
+
+    async def complete_upload(self, upload_id: str) -> None:
+        await self._send("POST", f"/uploads/{upload_id}/action", json={"action": "complete"})
+
+    async def get_upload(self, upload_id: str) -> Upload:
+        body = await self._send("GET", f"/uploads/{upload_id}")
+        return Upload.model_validate(body["upload"])
+
+    async def put_part(self, url: str, data: bytes) -> None:
+        """PUT one part's raw bytes to its presigned URL; retried on failure (a part may be sent again).
+
+        No API credentials and no `x-amz-checksum-*` headers: the URL's signature covers neither.
+        """
+        for attempt in range(1, MAX_ATTEMPTS + 1):
+            try:
+                response = await self._http.put(url, content=data)
+            except httpx2.TransportError as exc:
+                failure = f"{type(exc).__name__}"
+            else:
+                if response.status_code < 300:
+                    return
+                failure = f"HTTP {response.status_code}"
+                if response.status_code < 500 and response.status_code != 429:
+                    raise UploadError(f"Uploading a part of the image was refused ({failure}).")
+            if attempt == MAX_ATTEMPTS:
+                raise UploadError(
+                    f"Uploading a part of the image failed {MAX_ATTEMPTS} times ({failure}); try again."
+                )
+            await anyio.sleep(self._retry_base_seconds * 2 ** (attempt - 1))
+
+    @asynccontextmanager
+    async def open_public_url(
+        self, url: str, *, check_host: Callable[[str, int], Awaitable[None]]
+    ) -> AsyncIterator[tuple[int | None, AsyncIterator[bytes]]]:
+        """Stream an image from a user-given https URL: (Content-Length or None, chunks).
+
+        Redirects are followed here, one hop at a time, so that `check_host` vets every host the
+        request goes to (not only the first): https only, and public addresses only.
+        """
+        for _hop in range(MAX_REDIRECTS + 1):
+            parsed = httpx2.URL(url)
+            if parsed.scheme != "https":
+                raise InputError(f"Only https:// image URLs are accepted; got {parsed.scheme}:// ({url}).")
+            await check_host(parsed.host, parsed.port or 443)
+            try:
+                async with self._http.stream("GET", url, follow_redirects=False) as response:
+                    if response.is_redirect and "location" in response.headers:
+                        url = str(response.url.join(response.headers["location"]))
+                        continue
+                    if response.status_code >= 400:
+                        raise InputError(f"The image URL answered HTTP {response.status_code}: {url}")
+                    length = response.headers.get("content-length")
+                    yield (
+                        (int(length) if length and length.isdigit() else None),
+                        response.aiter_bytes(DOWNLOAD_CHUNK_BYTES),
+                    )
+                    return
+            except httpx2.TransportError as exc:
+                raise InputError(f"Could not fetch the image URL ({type(exc).__name__}): {url}") from exc
+        raise InputError(f"The image URL redirected more than {MAX_REDIRECTS} times: {url}")
 
     async def get_asset(self, asset_id: str) -> Asset:
         body = await self._send("GET", f"/assets/{asset_id}")

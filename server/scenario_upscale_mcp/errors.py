@@ -15,6 +15,7 @@ ScenarioError
 ├── ApiUnreachableError          no answer: connection failed or timed out
 ├── SubmissionUncertainError     a generate request may or may not have been accepted
 ├── ParallelLimitError           SCENARIO_MAX_PARALLEL_JOBS jobs are running; nothing was submitted
+├── UploadError                  an image could not be uploaded
 └── DownloadError                a result could not be saved
 
 Only `client.py` turns HTTP responses into these; the tools turn them into MCP tool errors.
@@ -53,6 +54,10 @@ class SubmissionUncertainError(ScenarioError):
 
 class ParallelLimitError(ScenarioError):
     """The client-side cap on jobs in flight (SCENARIO_MAX_PARALLEL_JOBS) stayed full for the whole wait."""
+
+
+class UploadError(ScenarioError):
+    """An image could not be uploaded (a part refused, the import failed or took too long)."""
 
 
 class DownloadError(ScenarioError):

@@ -16,12 +16,10 @@ import io
 import os
 import re
 import secrets
-import stat
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
-from urllib.parse import unquote, urlparse
 
 import anyio
 
@@ -94,37 +92,6 @@ def is_asset_id(reference: str) -> bool:
     return bool(ASSET_ID.match(reference))
 
 
-def local_path_of(reference: str, field: str) -> Path:
-    """The path a local-file reference names: absolute, `~`-relative, or a `file://` URI."""
-    text = reference.strip()
-    lowered = text.lower()
-    if lowered.startswith("file://"):
-        parsed = urlparse(text)
-        if parsed.netloc not in ("", "localhost"):
-            raise InputError(
-                f"{field}: file URIs must name a local file (file:///...), not host {parsed.netloc!r}."
-            )
-        return Path(unquote(parsed.path))
-    if lowered.startswith(("https://", "http://")):
-        raise InputError(
-            f"{field}: URL inputs are not supported by this version of the server. Download the image, "
-            "then pass its local path (or upload it on app.scenario.com and pass the asset id)."
-        )
-    if lowered.startswith("data:"):
-        raise InputError(
-            f"{field}: data: URIs are not supported by this version of the server. Save the image to a "
-            "file and pass its path."
-        )
-    path = Path(text).expanduser()
-    if not path.is_absolute():
-        raise InputError(
-            f"{field}: {reference!r} is neither an asset id (asset_...) nor an absolute path. Give the "
-            "full path (e.g. /Users/me/art/castle.png or ~/art/castle.png): the server does not know "
-            "the assistant's working folder."
-        )
-    return path
-
-
 def _within(path: Path, root: Path) -> bool:
     return path == root or root in path.parents
 
@@ -161,42 +128,41 @@ def check_readable(path: Path, settings: Settings, field: str) -> LocalImage:
             f"{field}: {resolved} is inside the hidden folder or file {hidden!r}; the server never reads "
             "hidden locations (they hold keys and settings)."
         )
-    info = resolved.stat()
-    if not stat.S_ISREG(info.st_mode):
+    if not resolved.is_file():
         raise InputError(f"{field}: {resolved} is not a regular file.")
-    if info.st_size > settings.max_input_bytes:
-        raise InputError(
-            f"{field}: {resolved} is {info.st_size:,} bytes; the limit is {settings.max_input_bytes:,} bytes "
-            "(SCENARIO_MAX_INPUT_BYTES)."
-        )
-    if info.st_size >= SIMPLE_UPLOAD_LIMIT:
-        raise InputError(
-            f"{field}: {resolved} is {info.st_size:,} bytes; this version uploads files under 6 MB only. "
-            "Save a smaller copy (e.g. as JPEG or WebP) and pass that."
-        )
+    return check_image_file(resolved, settings, field)
+
+
+def check_image_file(path: Path, settings: Settings, field: str, *, display: str | None = None) -> LocalImage:
+    """The content rules for any input image: size cap, pixel cap, a format the API takes, decodes (blocking)."""
     from PIL import UnidentifiedImageError
 
+    shown = display or str(path)
+    size = path.stat().st_size
+    if size > settings.max_input_bytes:
+        raise InputError(
+            f"{field}: {shown} is {size:,} bytes; the limit is {settings.max_input_bytes:,} bytes "
+            "(SCENARIO_MAX_INPUT_BYTES)."
+        )
     try:
-        with open_image(resolved) as image:
+        with open_image(path) as image:
             image_format = image.format or ""
             width, height = image.size
             if width * height > settings.max_input_pixels:
                 raise InputError(
-                    f"{field}: {resolved} is {width}×{height} pixels, over the {settings.max_input_pixels:,}-pixel "
+                    f"{field}: {shown} is {width}×{height} pixels, over the {settings.max_input_pixels:,}-pixel "
                     "limit (SCENARIO_MAX_INPUT_PIXELS); refused as a possible decompression bomb."
                 )
             image.verify()  # checks the structure without decoding the pixels
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise InputError(
-            f"{field}: {resolved} does not decode as an image ({exc.__class__.__name__})."
+            f"{field}: {shown} does not decode as an image ({exc.__class__.__name__})."
         ) from None
     mime_type = READABLE_FORMATS.get(image_format)
     if mime_type is None:
         accepted = ", ".join(READABLE_FORMATS)
-        raise InputError(
-            f"{field}: {resolved} is {image_format or 'an unknown format'}; accepted: {accepted}."
-        )
-    return LocalImage(path=resolved, size=info.st_size, width=width, height=height, mime_type=mime_type)
+        raise InputError(f"{field}: {shown} is {image_format or 'an unknown format'}; accepted: {accepted}.")
+    return LocalImage(path=path, size=size, width=width, height=height, mime_type=mime_type)
 
 
 def resolve_output_dir(requested: str | None, settings: Settings) -> Path:

@@ -109,42 +109,49 @@ class NamingHint:
 
 
 async def save_asset(
-    client: ScenarioClient, asset_id: str, folder: Path, file_name_for: Callable[[str], str]
+    client: ScenarioClient,
+    asset_id: str,
+    folder: Path,
+    file_name_for: Callable[[str], str],
+    *,
+    target_format: str | None = None,
 ) -> SavedFile:
-    """Fetch the asset fresh (signed URLs expire), stream it to disk, describe what was saved.
+    """Fetch a fresh link (signed URLs expire), stream the file to disk, describe what was saved.
 
-    A URL refused as expired is looked up again once; a cut connection is retried once. Neither
-    leaves a file under the final name.
+    With `target_format`, Scenario converts the asset first (`POST /assets/{id}/download`). A link
+    refused as expired is fetched again once, and a cut connection is retried once; neither leaves
+    a file under the final name.
     """
     last_error: DownloadError | None = None
     for _attempt in range(2):
-        asset = await client.get_asset(asset_id)
-        if not asset.url:
-            raise DownloadError(
-                f"Asset {asset_id} has no download URL yet (status {asset.status}); try again shortly."
-            )
-        extension = EXTENSIONS.get(asset.mime_type or "", "png")
+        if target_format is not None:
+            link = await client.convert_asset(asset_id, target_format)
+            url, mime_type = link.url, link.mime_type
+        else:
+            asset = await client.get_asset(asset_id)
+            if not asset.url:
+                raise DownloadError(
+                    f"Asset {asset_id} has no download URL yet (status {asset.status}); try again shortly."
+                )
+            url, mime_type = asset.url, asset.mime_type
+        extension = EXTENSIONS.get(mime_type or "", target_format or "png")
         try:
-            async with client.open_download(asset.url) as (length, chunks):
+            async with client.open_download(url) as (length, chunks):
                 path, size = await save_stream(folder, file_name_for(extension), length, chunks)
         except DownloadError as exc:
             logger.info("download of %s failed once: %s", asset_id, exc)
             last_error = exc
             continue
-        mime_type, width, height = await anyio.to_thread.run_sync(describe_image, path)
+        described_type, width, height = await anyio.to_thread.run_sync(describe_image, path)
         return SavedFile(
-            path=path,
-            bytes=size,
-            mime_type=mime_type or asset.mime_type,
-            width=width or asset.properties.width,
-            height=height or asset.properties.height,
+            path=path, bytes=size, mime_type=described_type or mime_type, width=width, height=height
         )
     assert last_error is not None
     raise last_error
 
 
 async def save_job_outputs(
-    client: ScenarioClient, job: Job, folder: Path, naming: NamingHint
+    client: ScenarioClient, job: Job, folder: Path, naming: NamingHint, *, target_format: str | None = None
 ) -> list[SavedFile]:
     """Save every output asset of a successful job under descriptive, never-overwriting names."""
     saved: list[SavedFile] = []
@@ -155,5 +162,5 @@ async def save_job_outputs(
                 naming.source_stem, naming.model_tag, naming.factor, job.job_id, extension, index
             )
 
-        saved.append(await save_asset(client, asset_id, folder, name_for))
+        saved.append(await save_asset(client, asset_id, folder, name_for, target_format=target_format))
     return saved

@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, TypeVar
 
 import anyio
 
+from scenario_upscale_mcp.urls import Resolver, system_resolver
+
 if TYPE_CHECKING:
     import httpx2
 
@@ -29,10 +31,14 @@ logger = logging.getLogger(__name__)
 
 class AppState:
     def __init__(
-        self, settings: Settings | None = None, transport: httpx2.AsyncBaseTransport | None = None
+        self,
+        settings: Settings | None = None,
+        transport: httpx2.AsyncBaseTransport | None = None,
+        resolver: Resolver | None = None,
     ) -> None:
         self._given_settings = settings
         self._transport = transport
+        self.resolver: Resolver = resolver or system_resolver
         self._resources = ExitStack()
         self._ledger: Ledger | None = None
         self._ledger_lock = threading.Lock()

@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
-from scenario_upscale_tools import cancel_job, get_job, list_jobs, upscale_texture, upscale_v3, wait_for_jobs
+from scenario_upscale_tools import (
+    cancel_job,
+    download_assets,
+    get_job,
+    list_jobs,
+    upload_image,
+    upscale_texture,
+    upscale_v3,
+    wait_for_jobs,
+)
 from scenario_upscale_tools.common import ToolSpec
 
 TOOLS: tuple[ToolSpec, ...] = (
@@ -10,6 +19,8 @@ TOOLS: tuple[ToolSpec, ...] = (
     upscale_texture.TOOL,
     get_job.TOOL,
     wait_for_jobs.TOOL,
+    download_assets.TOOL,
+    upload_image.TOOL,
     cancel_job.TOOL,
     list_jobs.TOOL,
 )

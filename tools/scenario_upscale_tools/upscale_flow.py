@@ -1,12 +1,11 @@
 """The flow both model tools share: check inputs, resolve images to assets, submit, watch, save, answer.
 
-Everything that can be refused locally is checked before the first request, so a bad argument or
-a forbidden file costs no HTTP request at all.
+Everything that can be refused locally is checked before the first request (see
+`inputs.resolve_images`), so a bad argument or a forbidden file costs no HTTP request at all.
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,14 +15,8 @@ import anyio
 from mcp.types import CallToolResult
 from pydantic import Field
 
-from scenario_upscale_mcp.errors import MissingCredentialsError, NotFoundError
-from scenario_upscale_mcp.files import (
-    LocalImage,
-    check_readable,
-    is_asset_id,
-    local_path_of,
-    resolve_output_dir,
-)
+from scenario_upscale_mcp.files import resolve_output_dir
+from scenario_upscale_mcp.inputs import resolve_images, scratch_folder
 from scenario_upscale_mcp.jobs import watch_job
 from scenario_upscale_mcp.submit import Submission, observe, submit
 from scenario_upscale_tools.common import JobView, ModelSpec, ToolContext, app_state, structured_result
@@ -57,19 +50,10 @@ async def run_upscale(
 ) -> CallToolResult:
     state = app_state(ctx)
     settings = state.settings
-    # Local checks first: nothing below this block may be skipped by an early request.
     folder = resolve_output_dir(options.output_dir, settings)
-    image_fields = _image_fields(inputs, spec)
-    paths = {key: local_path_of(value, key) for key, value in image_fields.items() if not is_asset_id(value)}
-    if settings.credentials() is None:
-        raise MissingCredentialsError
-    local_images = {
-        key: await anyio.to_thread.run_sync(check_readable, path, settings, key)
-        for key, path in paths.items()
-    }
-
-    resolved = await _upload_local_images(state, local_images)
-    body = _api_body(inputs, spec, resolved)
+    with scratch_folder() as scratch:
+        images = await resolve_images(state, _image_fields(inputs, spec), Path(scratch))
+    body = _api_body(inputs, spec, {field: image.asset_id for field, image in images.items()})
 
     if options.dry_run:
         estimate = await state.client.generate(spec.model_id, body, dry_run=True)
@@ -87,7 +71,7 @@ async def run_upscale(
 
     wait = min(options.wait, settings.max_wait_seconds)
     started = anyio.current_time()
-    source = local_images["image"].path.stem if "image" in local_images else image_fields["image"]
+    source = images["image"].stem
     submitted = await submit(
         state,
         Submission(
@@ -163,42 +147,6 @@ def _image_fields(inputs: dict[str, Any], spec: ModelSpec) -> dict[str, str]:
     for index, reference in enumerate(inputs.get(spec.image_list_field) or []):
         fields[f"{spec.image_list_field}[{index}]"] = reference
     return fields
-
-
-async def _upload_local_images(state: AppState, local_images: dict[str, LocalImage]) -> dict[str, str]:
-    """Upload each distinct local file once; map field name → asset id.
-
-    The ledger remembers content hashes, so a file uploaded earlier (even by another server process)
-    is not uploaded again while its asset still exists.
-    """
-    by_path: dict[Path, str] = {}
-    resolved: dict[str, str] = {}
-    for key, image in local_images.items():
-        if image.path not in by_path:
-            by_path[image.path] = await upload_file(state, image)
-        resolved[key] = by_path[image.path]
-    return resolved
-
-
-async def upload_file(state: AppState, image: LocalImage) -> str:
-    data = await anyio.Path(image.path).read_bytes()
-    digest = hashlib.sha256(data).hexdigest()
-    known = await state.in_ledger(lambda ledger: ledger.asset_for_content(digest))
-    if known is not None:
-        try:
-            await state.client.get_asset(known)
-        except NotFoundError:
-            await state.in_ledger(lambda ledger: ledger.forget_upload(digest, asset_id=known))
-        else:
-            return known
-    asset = await state.client.create_asset(image.path.name, data)
-    logger.info("uploaded %s as %s", image.path.name, asset.id)
-    await state.in_ledger(
-        lambda ledger: ledger.record_upload(
-            content_hash=digest, asset_id=asset.id, name=image.path.name, size=len(data)
-        )
-    )
-    return asset.id
 
 
 def _api_body(inputs: dict[str, Any], spec: ModelSpec, resolved: dict[str, str]) -> dict[str, Any]:

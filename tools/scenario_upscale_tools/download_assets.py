@@ -1,0 +1,107 @@
+"""download_assets: save assets (by id, or a job's outputs) to the output folder, optionally converted."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Annotated, Literal
+
+from mcp.types import CallToolResult, ToolAnnotations
+from pydantic import Field
+
+from scenario_upscale_mcp.errors import InputError, MissingCredentialsError
+from scenario_upscale_mcp.files import SavedFile, resolve_output_dir, safe_stem
+from scenario_upscale_mcp.jobs import save_asset, save_job_outputs
+from scenario_upscale_mcp.submit import observe
+from scenario_upscale_tools.common import (
+    JobId,
+    OutputDir,
+    OutputFile,
+    ResultModel,
+    ToolContext,
+    ToolSpec,
+    app_state,
+)
+from scenario_upscale_tools.results import answer, naming_for
+
+if TYPE_CHECKING:
+    from scenario_upscale_mcp.ledger import Ledger
+
+AssetId = Annotated[
+    str, Field(pattern=r"^asset_[A-Za-z0-9_-]+$", description="A Scenario asset id (asset_...).")
+]
+
+
+class DownloadResult(ResultModel):
+    jobId: str | None = Field(
+        default=None, description="The job whose outputs these are, when one was given."
+    )
+    files: list[OutputFile] = Field(description="Every saved file, in the order asked.")
+
+
+async def download_assets(
+    ctx: ToolContext,
+    assetIds: Annotated[
+        list[AssetId] | None,
+        Field(min_length=1, max_length=32, description="Asset ids to save (give this or jobId)."),
+    ] = None,
+    jobId: Annotated[
+        JobId | None, Field(description="Save every output of this finished job (give this or assetIds).")
+    ] = None,
+    outputDir: OutputDir = None,
+    format: Annotated[
+        Literal["png", "jpeg", "webp"] | None,
+        Field(description="Convert on Scenario's side before downloading; default: the asset's own format."),
+    ] = None,
+) -> Annotated[CallToolResult, DownloadResult]:
+    """Save Scenario assets to the output folder (or outputDir), by asset ids or as every output of a
+    finished job; optionally converted to png, jpeg or webp. Links are fetched fresh each time, files
+    are written atomically and never overwrite an existing file. Returns paths, sizes and a preview.
+    """
+    if (assetIds is None) == (jobId is None):
+        raise InputError("Give exactly one of assetIds (a list of asset ids) or jobId (a finished job's id).")
+    state = app_state(ctx)
+    folder = resolve_output_dir(outputDir, state.settings)
+    if state.settings.credentials() is None:
+        raise MissingCredentialsError
+    saved: list[SavedFile]
+    if jobId is not None:
+        job = await state.client.get_job(jobId)
+        record = await observe(state, job)
+        if job.status != "success":
+            raise InputError(
+                f"Job {jobId} is {job.status}; only a successful job has outputs to download "
+                "(wait_for_jobs waits for it and saves them)."
+            )
+        asset_ids = job.metadata.asset_ids
+        saved = await save_job_outputs(
+            state.client, job, folder, naming_for(record, job), target_format=format
+        )
+    else:
+        asset_ids = list(dict.fromkeys(assetIds or []))
+        saved = []
+        for asset_id in asset_ids:
+
+            def name_for(extension: str, asset_id: str = asset_id) -> str:
+                return f"{safe_stem(asset_id)}.{extension}"
+
+            saved.append(await save_asset(state.client, asset_id, folder, name_for, target_format=format))
+
+    files = [OutputFile.saved(asset_id, file) for asset_id, file in zip(asset_ids, saved, strict=True)]
+
+    def remember(ledger: Ledger) -> None:
+        for file in files:
+            ledger.record_download(asset_id=file.assetId, path=str(file.path), job_id=jobId)
+
+    await state.in_ledger(remember)
+    listing = "; ".join(f"{f.path} ({f.width}×{f.height}, {f.bytes:,} bytes)" for f in files)
+    return await answer(
+        DownloadResult(jobId=jobId, files=files), f"Saved {len(files)} file(s): {listing}.", saved
+    )
+
+
+TOOL = ToolSpec(
+    fn=download_assets,
+    title="Download upscaled images",
+    annotations=ToolAnnotations(
+        read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=True
+    ),
+)

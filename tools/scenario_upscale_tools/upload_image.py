@@ -1,0 +1,62 @@
+"""upload_image: turn an image (local file, https URL or data: URI) into a Scenario asset id."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+from mcp.types import CallToolResult, ToolAnnotations
+from pydantic import Field
+
+from scenario_upscale_mcp.inputs import resolve_images, scratch_folder
+from scenario_upscale_tools.common import (
+    ImageReference,
+    ResultModel,
+    ToolContext,
+    ToolSpec,
+    app_state,
+    structured_result,
+)
+
+
+class UploadResult(ResultModel):
+    assetId: str = Field(description="The asset id, usable as image, styleImages or imagePrompt.")
+    width: int | None = Field(default=None, description="Pixels.")
+    height: int | None = Field(default=None, description="Pixels.")
+    bytes: int | None = Field(default=None, description="File size in bytes.")
+    reused: bool = Field(
+        description="True when the same content had been uploaded before and was not sent again."
+    )
+
+
+async def upload_image(ctx: ToolContext, image: ImageReference) -> Annotated[CallToolResult, UploadResult]:
+    """Upload an image to Scenario and return its asset id, for reuse as `image`, `styleImages` or
+    `imagePrompt` in several calls without sending the file each time. Accepts a local file (absolute,
+    ~/ or file://), an https URL or a data: URI; the same content is only ever uploaded once.
+    """
+    state = app_state(ctx)
+    with scratch_folder() as scratch:
+        resolved = (await resolve_images(state, {"image": image}, Path(scratch)))["image"]
+    local = resolved.image
+    result = UploadResult(
+        assetId=resolved.asset_id,
+        width=local.width if local else None,
+        height=local.height if local else None,
+        bytes=local.size if local else None,
+        reused=not resolved.uploaded,
+    )
+    if local is None:
+        summary = f"{resolved.asset_id} is already an asset id; nothing to upload."
+    else:
+        how = "was already uploaded" if result.reused else "uploaded"
+        summary = f"{resolved.stem} ({local.width}×{local.height}, {local.size:,} bytes) {how}: {resolved.asset_id}."
+    return structured_result(result, summary)
+
+
+TOOL = ToolSpec(
+    fn=upload_image,
+    title="Upload an image to Scenario",
+    annotations=ToolAnnotations(
+        read_only_hint=False, destructive_hint=False, idempotent_hint=True, open_world_hint=True
+    ),
+)
