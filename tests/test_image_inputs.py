@@ -87,7 +87,7 @@ async def test_a_file_over_the_size_cap_is_refused(
     path = folders["images"] / "huge.png"
     path.write_bytes(png_bytes() + os.urandom(300_000))
     small_cap = settings.model_copy(update={"max_input_bytes": 200_000})
-    async with Client(create_server(small_cap, transport=api), mode=mode) as client:  # type: ignore[arg-type]
+    async with Client(create_server(small_cap, transport=api), mode=mode) as client:
         text = await refusal(client, str(path))
     assert "the limit is 200,000 bytes" in text and "SCENARIO_MAX_INPUT_BYTES" in text
     assert api.requests == []

@@ -45,7 +45,7 @@ class Settings(BaseSettings):
     poll_initial_seconds: float = Field(default=1.0, gt=0)
     poll_max_seconds: float = Field(default=5.0, gt=0)
     http_timeout_seconds: float = Field(default=60.0, gt=0)
-    max_input_bytes: int = Field(default=50 * 1024 * 1024, gt=0)
+    max_input_bytes: int = Field(default=256 * 1024 * 1024, gt=0)
     max_input_pixels: int = Field(default=100_000_000, gt=0)
     max_parallel_jobs: int | None = Field(
         default=None, ge=1, description="queue submissions beyond this many"

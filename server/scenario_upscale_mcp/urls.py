@@ -41,8 +41,8 @@ def refusal(address: str) -> str | None:
         (ip.is_unspecified, "unspecified"),
         (ip.is_link_local, "link-local"),
         (ip.is_multicast, "multicast"),
-        (ip.is_private, "private"),
         (ip.is_reserved, "reserved"),
+        (ip.is_private, "private"),
         (not ip.is_global, "not publicly routable"),
     )
     return next((label for failed, label in checks if failed), None)

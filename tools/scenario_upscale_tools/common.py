@@ -52,12 +52,12 @@ class ToolSpec:
 # --- argument types ----------------------------------------------------------------------------------
 
 IMAGE_REFERENCE_HELP = (
-    "an asset id (asset_...), or a local image file as an absolute path, a ~/ path or a file:// URI "
-    "(uploaded for you; must be under SCENARIO_ALLOWED_DIRS, under 6 MB, JPEG/PNG/GIF/WebP/AVIF/TIFF)"
+    "an asset id (asset_...); a local image file as an absolute path, a ~/ path or a file:// URI "
+    "(must be under SCENARIO_ALLOWED_DIRS); an https:// URL on a public host; or a data: URI. Files, "
+    "URLs and data URIs are uploaded for you (JPEG, PNG, GIF, WebP, AVIF or TIFF)"
 )
-ImageReference = Annotated[
-    str, Field(min_length=1, max_length=4096, description=f"Image: {IMAGE_REFERENCE_HELP}.")
-]
+# No length bound: a data: URI is as long as its image; its decoded size is capped instead.
+ImageReference = Annotated[str, Field(min_length=1, description=f"Image: {IMAGE_REFERENCE_HELP}.")]
 JobId = Annotated[
     str, Field(min_length=1, max_length=200, description="A job id as returned by an upscale tool.")
 ]
