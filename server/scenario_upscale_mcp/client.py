@@ -44,7 +44,6 @@ logger = logging.getLogger(__name__)
 DRY_RUN_STATUS = 269  # the API's answer to ?dryRun=true: a cost estimate, no job
 MAX_ATTEMPTS = 3
 MAX_RETRY_AFTER_SECONDS = 30.0
-DOWNLOAD_CHUNK_BYTES = 1024 * 1024
 MAX_REDIRECTS = 5
 
 
@@ -175,7 +174,7 @@ class ScenarioClient:
                     length = response.headers.get("content-length")
                     yield (
                         (int(length) if length and length.isdigit() else None),
-                        response.aiter_bytes(DOWNLOAD_CHUNK_BYTES),
+                        response.aiter_bytes(),
                     )
                     return
             except httpx2.TransportError as exc:
@@ -206,7 +205,7 @@ class ScenarioClient:
                 length = response.headers.get("content-length")
                 yield (
                     (int(length) if length and length.isdigit() else None),
-                    response.aiter_bytes(DOWNLOAD_CHUNK_BYTES),
+                    response.aiter_bytes(),
                 )
         except httpx2.TransportError as exc:
             raise DownloadError(f"The download was interrupted ({type(exc).__name__}).") from exc

@@ -19,7 +19,7 @@ import secrets
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, BinaryIO
 
 import anyio
 
@@ -50,6 +50,7 @@ EXTENSIONS = {
     "image/avif": "avif",
     "image/tiff": "tiff",
 }
+WRITE_BATCH_BYTES = 4 * 1024 * 1024
 PREVIEW_MAX_EDGE = 1568  # the long edge Claude's vision uses without resampling
 PREVIEW_MAX_BYTES = 560_000  # base64 grows it to ~750 KB, keeping the whole result under 1 MB
 
@@ -208,10 +209,11 @@ async def save_stream(
     temporary = folder / f".{file_name}.{secrets.token_hex(4)}.part"
     written = 0
     try:
-        async with await anyio.open_file(temporary, "xb") as sink:
-            async for chunk in chunks:
-                await sink.write(chunk)
-                written += len(chunk)
+        sink = await anyio.to_thread.run_sync(temporary.open, "xb")
+        try:
+            written = await _write_in_batches(sink, chunks)
+        finally:
+            await anyio.to_thread.run_sync(sink.close)
         if expected_bytes is not None and written != expected_bytes:
             raise DownloadError(
                 f"The download of {file_name} was cut short ({written:,} of {expected_bytes:,} bytes); "
@@ -221,6 +223,42 @@ async def save_stream(
     finally:
         await anyio.Path(temporary).unlink(missing_ok=True)
     return final, written
+
+
+async def _write_in_batches(sink: BinaryIO, chunks: AsyncIterator[bytes]) -> int:
+    """Write chunks to `sink`, overlapping network reads with disk writes.
+
+    Chunks are gathered into batches of a few MiB: a worker thread writes one batch while the next
+    is received, so the event loop never blocks on the disk and a thread is woken once per batch,
+    not per network read. At most three batches are in memory at once.
+    """
+    send, receive = anyio.create_memory_object_stream[list[bytes]](1)
+    written = 0
+
+    async def write_batches() -> None:
+        async with receive:
+            async for batch in receive:
+                await anyio.to_thread.run_sync(sink.writelines, batch)
+
+    try:
+        async with anyio.create_task_group() as group:
+            group.start_soon(write_batches)
+            async with send:
+                batch: list[bytes] = []
+                batched = 0
+                async for chunk in chunks:
+                    batch.append(chunk)
+                    batched += len(chunk)
+                    if batched >= WRITE_BATCH_BYTES:
+                        await send.send(batch)
+                        written += batched
+                        batch, batched = [], 0
+                await send.send(batch)
+                written += batched
+    except ExceptionGroup as failure:
+        # A failed read or write ends both sides; callers expect that error itself, not a group.
+        raise failure.exceptions[0] from None
+    return written
 
 
 def _claim_free_name(temporary: Path, wanted: Path) -> Path:
@@ -258,14 +296,19 @@ def describe_image(path: Path) -> tuple[str | None, int | None, int | None]:
 def make_preview(path: Path) -> tuple[bytes, str]:
     """A small rendition for the host: long edge ≤ 1568 px, ≤ ~560 KB. Blocking (run in a thread).
 
-    `thumbnail` lets JPEG decode at reduced scale (draft) and shrinks by whole factors first
-    (reducing_gap), so a huge image is not fully resampled at full size.
+    Decode no more than needed: a JPEG decodes at reduced scale (draft); any other format is first
+    shrunk by a whole factor (`reduce`, a cheap box average) to just above the target, so the
+    expensive Lanczos filter only ever runs on a small image.
     """
     from PIL import Image
 
     with open_image(path) as source:
         image: Image.Image = source
-        image.thumbnail((PREVIEW_MAX_EDGE, PREVIEW_MAX_EDGE), Image.Resampling.LANCZOS, reducing_gap=2.0)
+        image.draft(image.mode, (PREVIEW_MAX_EDGE, PREVIEW_MAX_EDGE))
+        factor = max(image.size) // PREVIEW_MAX_EDGE
+        if factor > 1:
+            image = image.reduce(factor)
+        image.thumbnail((PREVIEW_MAX_EDGE, PREVIEW_MAX_EDGE), Image.Resampling.LANCZOS, reducing_gap=None)
         has_alpha = image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info
         image = image.convert("RGBA" if has_alpha else "RGB")
     while True:

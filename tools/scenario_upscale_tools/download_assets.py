@@ -51,6 +51,10 @@ async def download_assets(
         Literal["png", "jpeg", "webp"] | None,
         Field(description="Convert on Scenario's side before downloading; default: the asset's own format."),
     ] = None,
+    preview: Annotated[
+        bool,
+        Field(description="Include a small preview of the first file in the answer (false saves context)."),
+    ] = True,
 ) -> Annotated[CallToolResult, DownloadResult]:
     """Save Scenario assets to the output folder (or outputDir), by asset ids or as every output of a
     finished job; optionally converted to png, jpeg or webp. Links are fetched fresh each time, files
@@ -93,9 +97,8 @@ async def download_assets(
 
     await state.in_ledger(remember)
     listing = "; ".join(f"{f.path} ({f.width}×{f.height}, {f.bytes:,} bytes)" for f in files)
-    return await answer(
-        DownloadResult(jobId=jobId, files=files), f"Saved {len(files)} file(s): {listing}.", saved
-    )
+    summary = f"Saved {len(files)} file(s): {listing}."
+    return await answer(DownloadResult(jobId=jobId, files=files), summary, saved, preview=preview)
 
 
 TOOL = ToolSpec(

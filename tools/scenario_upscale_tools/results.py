@@ -6,6 +6,7 @@ Shared by the model tools and wait_for_jobs, so a result looks the same whicheve
 from __future__ import annotations
 
 import base64
+import logging
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -17,6 +18,8 @@ from scenario_upscale_mcp.files import SavedFile, make_preview
 from scenario_upscale_mcp.jobs import NamingHint, save_job_outputs
 from scenario_upscale_mcp.submit import observe
 from scenario_upscale_tools.common import MODELS, JobView, OutputFile
+
+logger = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from scenario_upscale_mcp.api_models import Job
@@ -60,15 +63,22 @@ def naming_for(record: JobRecord, job: Job) -> NamingHint:
     )
 
 
-async def answer(view: BaseModel, summary: str, saved: list[SavedFile]) -> CallToolResult:
+async def answer(
+    view: BaseModel, summary: str, saved: list[SavedFile], *, preview: bool = True
+) -> CallToolResult:
     """The tool result: a summary, one preview (of the first saved file), and a link to every saved file.
 
-    One preview only: hosts reject results over 1 MB, and one look is enough to judge a result.
+    One preview only: hosts reject results over 1 MB, and one look is enough to judge a result. A
+    file that cannot be previewed still gets its link; the answer never fails for want of a preview.
     """
     blocks: list[ContentBlock] = [TextContent(text=summary)]
-    if saved:
-        preview, mime_type = await anyio.to_thread.run_sync(make_preview, saved[0].path)
-        blocks.append(ImageContent(data=base64.b64encode(preview).decode("ascii"), mime_type=mime_type))
+    if saved and preview:
+        try:
+            image, mime_type = await anyio.to_thread.run_sync(make_preview, saved[0].path)
+        except (OSError, ValueError, SyntaxError) as exc:  # Pillow's ways of saying "not an image I can read"
+            logger.info("no preview for %s: %s", saved[0].path, exc)
+        else:
+            blocks.append(ImageContent(data=base64.b64encode(image).decode("ascii"), mime_type=mime_type))
     blocks += [
         ResourceLink(uri=file.path.as_uri(), name=file.path.name, mime_type=file.mime_type, size=file.bytes)
         for file in saved

@@ -1,0 +1,121 @@
+"""The benchmark suite: `python -m tests.benchmarks` runs every benchmark and prints a summary table.
+
+Every figure is measured in this one run against its reference (a bare MCP server, curl, Pillow's
+own decode), on loopback only. Options scale everything down for a quick look: `--quick`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import sys
+from datetime import date
+
+from tests.benchmarks import cold_start, download, preview, rejection, upload, wait_for_jobs
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m tests.benchmarks", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="small sizes and few runs (about a minute)")
+    args = parser.parse_args(argv)
+    quick = args.quick
+    rows: list[tuple[str, str, str, bool]] = []
+
+    def section(title: str) -> None:
+        print(f"\n== {title} ==", flush=True)
+
+    section("cold start")
+    start = cold_start.main(["--runs", "3" if quick else "15"])
+    rows.append(
+        (
+            "cold start: spawn → tools/list",
+            f"{start['ours_ms']:.0f} ms vs {start['bare_ms']:.0f} ms bare: ×{start['ratio']:.3f}",
+            "≤ 1.05",
+            start["ratio"] <= 1.05,
+        )
+    )
+
+    section("rejecting bad input")
+    refused = rejection.main(["--calls", "50" if quick else "300"])
+    slowest = max(refused["per_kind"].values()) * 1000
+    rows.append(
+        (
+            "bad input refused",
+            f"{slowest:.2f} ms slowest, {refused['requests']} HTTP requests",
+            "< 5 ms, 0 requests",
+            slowest < 5 and refused["requests"] == 0,
+        )
+    )
+
+    section("download")
+    down = download.main(["--megabytes", "32" if quick else "256", "--runs", "2" if quick else "5"])
+    rows.append(
+        (
+            "download vs curl",
+            f"{down['ours_mb_s']:.0f} vs {down['curl_mb_s']:.0f} MB/s: ×{down['ratio']:.2f}",
+            "≥ 0.9",
+            down["ratio"] >= 0.9,
+        )
+    )
+    rows.append(
+        (
+            "download: server memory",
+            f"{down['peak'] / 2**20:.1f} MiB above idle",
+            "< 64 MiB",
+            down["peak"] < 64 * 2**20,
+        )
+    )
+
+    section("upload")
+    up = upload.main(["--megabytes", "12" if quick else "100", "--runs", "1" if quick else "3"])
+    rows.append(
+        (
+            "multipart upload vs curl PUTs",
+            f"{up['ours_mb_s']:.0f} vs {up['curl_mb_s']:.0f} MB/s: ×{up['ratio']:.2f}",
+            "(reported)",
+            True,
+        )
+    )
+    rows.append(("upload: server memory", f"{up['peak'] / 2**20:.1f} MiB above idle", "(reported)", True))
+
+    section("waiting")
+    waited = wait_for_jobs.main(["--jobs", "4" if quick else "32", "--job-seconds", "3" if quick else "10"])
+    rows.append(
+        (
+            "wait_for_jobs: requests",
+            f"{waited['requests_per_job_per_second']:.2f} per job per second",
+            "≤ 1",
+            waited["requests_per_job_per_second"] <= 1,
+        )
+    )
+    rows.append(
+        (
+            "wait_for_jobs: answer delay",
+            f"{waited['delay_after_last_finish_s']:.2f} s after the last job",
+            "≤ 5 s",
+            waited["delay_after_last_finish_s"] <= 5,
+        )
+    )
+
+    section("preview")
+    shown = preview.main(["--edge", "2048" if quick else "8192", "--runs", "1" if quick else "3"])
+    rows.append(
+        (
+            "preview of an 8192² PNG" if not quick else "preview of a 2048² PNG",
+            f"{shown['preview_s']:.2f} s (decode alone {shown['decode_s']:.2f} s)",
+            "≤ 1 s",
+            shown["preview_s"] <= 1,
+        )
+    )
+
+    print(
+        f"\nSummary — {date.today()}, {platform.system()} {platform.machine()}, Python {platform.python_version()}{' (quick)' if quick else ''}"
+    )
+    width = max(len(row[0]) for row in rows)
+    for name, measured, goal, met in rows:
+        print(f"  {name:{width}s}  {measured:45s}  goal {goal:20s} {'ok' if met else 'MISSED'}")
+    sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()

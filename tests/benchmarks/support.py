@@ -1,0 +1,182 @@
+"""What the benchmarks share: a simulator on loopback, the real server over stdio, memory readings."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import anyio
+import httpx2
+from mcp import Client, StdioServerParameters
+from PIL import Image
+
+from scenario_upscale_mcp.sandbox import Sandbox, serve_in_thread
+
+AUTH = ("sandbox", "sandbox")
+
+
+def noise_png(path: Path, megabytes: float) -> Path:
+    """An incompressible PNG of about `megabytes` MB (random pixels, stored without compression)."""
+    side = int((megabytes * 1_000_000 / 3) ** 0.5)
+    Image.frombytes("RGB", (side, side), os.urandom(side * side * 3)).save(path, compress_level=0)
+    return path
+
+
+@contextmanager
+def simulator(job_seconds: float = 1.0) -> Iterator[tuple[Sandbox, str]]:
+    sandbox = Sandbox(job_seconds=job_seconds, max_output_edge=16384)
+    with serve_in_thread(sandbox) as base_url:
+        yield sandbox, base_url
+
+
+@contextmanager
+def simulator_process(job_seconds: float = 1.0) -> Iterator[str]:
+    """The simulator in a process of its own, so that measuring never competes with it for the GIL."""
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "scenario_upscale_mcp.sandbox",
+            "--port",
+            "0",
+            "--job-seconds",
+            str(job_seconds),
+        ],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stderr is not None
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            line = process.stderr.readline()
+            found = re.search(r"(http://127\.0\.0\.1:\d+/v1)", line)
+            if found:
+                # Keep draining stderr so the simulator never blocks on a full pipe.
+                threading.Thread(target=process.stderr.read, daemon=True).start()
+                yield found.group(1)
+                return
+        raise RuntimeError("the simulator did not start")
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+async def upload_through_parts(base_url: str, path: Path) -> str:
+    """Put a file into the simulator with the multipart flow; return its asset id."""
+    size = path.stat().st_size
+    part_size = 8 * 1024 * 1024
+    count = -(-size // part_size)
+    async with httpx2.AsyncClient(timeout=120) as http:
+        body = {
+            "fileName": path.name,
+            "contentType": "image/png",
+            "fileSize": size,
+            "parts": count,
+            "kind": "image",
+        }
+        created = (await http.post(f"{base_url}/uploads", json=body, auth=AUTH)).json()["upload"]
+        with path.open("rb") as file:
+            for part in created["parts"]:
+                file.seek((part["number"] - 1) * part_size)
+                (await http.put(part["url"], content=file.read(part_size))).raise_for_status()
+        await http.post(f"{base_url}/uploads/{created['id']}/action", json={"action": "complete"}, auth=AUTH)
+        while True:
+            upload = (await http.get(f"{base_url}/uploads/{created['id']}", auth=AUTH)).json()["upload"]
+            if upload["status"] == "imported":
+                return str(upload["entityId"])
+            if upload["status"] == "failed":
+                raise RuntimeError(upload.get("errorMessage"))
+            await anyio.sleep(0.2)
+
+
+@dataclass
+class ServerProcess:
+    client: Client
+    pid: int
+
+
+@asynccontextmanager
+async def server_over_stdio(base_url: str, folder: Path, **env: str) -> AsyncIterator[ServerProcess]:
+    """The installed server, spawned as a host would; its pid is found by a marker in its environment."""
+    marker = uuid.uuid4().hex
+    params = StdioServerParameters(
+        command=sys.executable,
+        args=["-m", "scenario_upscale_mcp"],
+        env={
+            "SCENARIO_SANDBOX": "1",
+            "SCENARIO_BASE_URL": base_url,
+            "SCENARIO_OUTPUT_DIR": str(folder / "out"),
+            "SCENARIO_STATE_DIR": str(folder / "state"),
+            "SCENARIO_ALLOWED_DIRS": str(folder),
+            "SCENARIO_LOG_LEVEL": "WARNING",
+            "BENCHMARK_MARKER": marker,
+            **env,
+        },
+    )
+    async with Client(params, read_timeout_seconds=600) as client:
+        yield ServerProcess(client=client, pid=_pid_with_marker(marker))
+
+
+def _pid_with_marker(marker: str) -> int:
+    needle = f"BENCHMARK_MARKER={marker}".encode()
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if needle in (entry / "environ").read_bytes().split(b"\0"):
+                    return int(entry.name)
+            except OSError:
+                continue
+    raise RuntimeError("the spawned server's process was not found")
+
+
+def rss_bytes(pid: int) -> int:
+    """Resident memory now, from /proc (Linux)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    raise RuntimeError(f"no VmRSS for {pid}")
+
+
+@dataclass
+class MemoryWatch:
+    """Samples a process's resident memory every few milliseconds while a block runs."""
+
+    pid: int
+    samples: list[tuple[float, int]] = field(default_factory=list)
+    _stop: threading.Event = field(default_factory=threading.Event)
+
+    def __enter__(self) -> MemoryWatch:
+        self.idle = rss_bytes(self.pid)
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.samples.append((time.perf_counter(), rss_bytes(self.pid)))
+            except (OSError, RuntimeError):
+                return
+            time.sleep(0.01)
+
+    def peak_above_idle(self, until: float | None = None) -> int:
+        values = [rss for when, rss in self.samples if until is None or when <= until]
+        return max(values, default=self.idle) - self.idle
+
+
+def mib(value: float) -> str:
+    return f"{value / 1024 / 1024:.1f} MiB"
