@@ -1,6 +1,7 @@
 """The tool surface is a reviewed contract: names, descriptions, annotations, and schema snapshots.
 
-A schema change shows up as a snapshot diff. To accept one on purpose:
+The committed schemas live in tools/scenario_upscale_tools/schemas/ (the server lists them as they
+are). A schema change shows up as a diff there. To accept one on purpose:
     UPDATE_SNAPSHOTS=1 pytest tests/test_inventory.py
 """
 
@@ -8,15 +9,18 @@ from __future__ import annotations
 
 import json
 import os
-from pathlib import Path
+from typing import Any
 
 import pytest
 from mcp import Client
 from mcp.types import Tool
 
+from scenario_upscale_mcp.app import build_tool
+from scenario_upscale_tools.common import ToolSpec
+from scenario_upscale_tools.inventory import SCHEMAS, TOOLS
+
 pytestmark = pytest.mark.anyio
 
-SNAPSHOTS = Path(__file__).parent / "snapshots"
 EXPECTED_TOOLS = {
     "upscale_v3",
     "upscale_texture",
@@ -77,32 +81,49 @@ async def test_every_parameter_is_described_and_unknown_ones_are_closed_off(clie
             assert prop.get("description"), f"{tool.name}.{name}"
 
 
-async def test_tool_schemas_match_their_snapshots(client: Client) -> None:
-    for tool in await listed_tools(client):
-        current = {
-            "name": tool.name,
-            "title": tool.title,
-            "description": tool.description,
-            "annotations": tool.annotations.model_dump(mode="json", by_alias=True, exclude_none=True)
-            if tool.annotations
-            else None,
-            "inputSchema": tool.input_schema,
-            "outputSchema": tool.output_schema,
-        }
-        path = SNAPSHOTS / f"{tool.name}.json"
-        text = json.dumps(current, indent=2, sort_keys=True) + "\n"
+def live_definition(spec: ToolSpec) -> dict[str, Any]:
+    """What `build_tool` generates for a tool, in the committed snapshot's shape."""
+    tool = build_tool(spec)
+    return {
+        "name": tool.name,
+        "title": tool.title,
+        "description": tool.description,
+        "annotations": tool.annotations.model_dump(mode="json", by_alias=True, exclude_none=True)
+        if tool.annotations
+        else None,
+        "inputSchema": tool.parameters,
+        "outputSchema": tool.output_schema,
+    }
+
+
+def test_committed_schemas_match_the_code() -> None:
+    """The server lists the committed schemas (fast start-up), so they must be exactly the generated ones."""
+    for spec in TOOLS:
+        current = live_definition(spec)
+        path = SCHEMAS / f"{spec.name}.json"
         if os.environ.get("UPDATE_SNAPSHOTS") == "1":
-            path.write_text(text)
-        assert path.exists(), f"no snapshot for {tool.name}; run with UPDATE_SNAPSHOTS=1"
+            path.write_text(json.dumps(current, indent=2, sort_keys=True) + "\n")
+        assert path.exists(), f"no schema for {spec.name}; run with UPDATE_SNAPSHOTS=1"
         assert json.loads(path.read_text()) == current, (
-            f"{tool.name}'s schema changed; review, then UPDATE_SNAPSHOTS=1"
+            f"{spec.name}'s schema changed; review, then UPDATE_SNAPSHOTS=1"
+        )
+    assert sorted(p.stem for p in SCHEMAS.glob("*.json")) == sorted(spec.name for spec in TOOLS)
+
+
+async def test_the_listed_tools_are_the_committed_schemas(client: Client) -> None:
+    for tool in await listed_tools(client):
+        stored = json.loads((SCHEMAS / f"{tool.name}.json").read_text())
+        assert tool.input_schema == stored["inputSchema"]
+        assert tool.output_schema == stored["outputSchema"]
+        assert tool.description == stored["description"] and tool.title == stored["title"]
+        assert tool.annotations is not None
+        assert (
+            tool.annotations.model_dump(mode="json", by_alias=True, exclude_none=True)
+            == stored["annotations"]
         )
 
 
 def test_published_schemas_are_exactly_what_the_server_validates_against() -> None:
-    from scenario_upscale_mcp.app import build_tool
-    from scenario_upscale_tools.inventory import TOOLS
-
     for spec in TOOLS:
         tool = build_tool(spec)
         assert tool.parameters == tool.fn_metadata.arg_model.model_json_schema(by_alias=True), spec.name

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import functools
+import json
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from mcp.server import CacheHint
@@ -13,14 +15,21 @@ from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.server.mcpserver.tools import Tool
 from mcp.server.mcpserver.utilities.func_metadata import ArgModelBase
-from pydantic import ConfigDict, ModelWrapValidatorHandler, ValidationError, model_validator
+from pydantic import (
+    ConfigDict,
+    Field,
+    ModelWrapValidatorHandler,
+    PrivateAttr,
+    ValidationError,
+    model_validator,
+)
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from scenario_upscale_mcp import __version__
 from scenario_upscale_mcp.errors import ScenarioError
 from scenario_upscale_mcp.state import AppState
 from scenario_upscale_tools.common import ToolSpec
-from scenario_upscale_tools.inventory import TOOLS
+from scenario_upscale_tools.inventory import SCHEMAS, TOOLS
 from scenario_upscale_tools.job_resource import URI_TEMPLATE, job_resource
 
 if TYPE_CHECKING:
@@ -69,11 +78,59 @@ def create_server(
         version=__version__,
         instructions=INSTRUCTIONS,
         lifespan=lifespan,
-        tools=[build_tool(spec) for spec in TOOLS],
+        tools=[deferred_tool(spec) for spec in TOOLS],
         cache_hints={"tools/list": CacheHint(ttl_ms=60_000, scope="public")},
     )
     server.resource(URI_TEMPLATE, name="job", title="Upscale job", mime_type="application/json")(job_resource)
     return server
+
+
+def deferred_tool(spec: ToolSpec) -> Tool:
+    """The tool as hosts list it, from its committed schema; its pydantic models are built on first call.
+
+    Generating every tool's argument and output models takes tens of milliseconds, most of what this
+    server adds to a bare server's start-up; this way a host that lists the tools and calls one pays
+    for that one. tests/test_inventory.py keeps the committed schemas equal to what `build_tool`
+    generates, so what is listed is exactly what is validated.
+    """
+    path = SCHEMAS / f"{spec.name}.json"
+    if not path.is_file():
+        return build_tool(spec)
+    stored = json.loads(path.read_text())
+    return DeferredTool.model_construct(
+        fn=spec.fn,
+        name=spec.name,
+        title=stored["title"],
+        description=stored["description"],
+        parameters=stored["inputSchema"],
+        fn_metadata=None,  # type: ignore[arg-type]  # never read: `run` builds the real tool first
+        is_async=True,
+        context_kwarg=None,
+        resolved_params={},
+        resolver_plans={},
+        annotations=spec.annotations,
+        icons=None,
+        meta=None,
+        spec=spec,
+        stored_output_schema=stored["outputSchema"],
+    )
+
+
+class DeferredTool(Tool):
+    """A tool listed from stored schemas; `run` builds the real tool once, then hands every call to it."""
+
+    spec: Any = Field(exclude=True)
+    stored_output_schema: dict[str, Any] | None = Field(default=None, exclude=True)
+    _built: Tool | None = PrivateAttr(default=None)
+
+    @cached_property
+    def output_schema(self) -> dict[str, Any] | None:
+        return self.stored_output_schema
+
+    async def run(self, arguments: dict[str, Any], context: Any, convert_result: bool = False) -> Any:
+        if self._built is None:
+            self._built = build_tool(self.spec)
+        return await self._built.run(arguments, context, convert_result)
 
 
 def build_tool(spec: ToolSpec) -> Tool:

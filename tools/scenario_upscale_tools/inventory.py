@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from scenario_upscale_tools import (
     cancel_job,
     download_assets,
@@ -13,6 +15,10 @@ from scenario_upscale_tools import (
     wait_for_jobs,
 )
 from scenario_upscale_tools.common import ToolSpec
+
+# Each tool's listed schema, committed and reviewed (tests/test_inventory.py checks them against the
+# code; `UPDATE_SNAPSHOTS=1 pytest tests/test_inventory.py` rewrites them after a deliberate change).
+SCHEMAS = Path(__file__).parent / "schemas"
 
 TOOLS: tuple[ToolSpec, ...] = (
     upscale_v3.TOOL,
