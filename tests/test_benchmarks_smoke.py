@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.benchmarks import cold_start, wait_for_jobs
+from tests.benchmarks import cold_start, download, preview, rejection, upload, wait_for_jobs
 
 pytestmark = pytest.mark.slow
 
@@ -14,6 +14,27 @@ def test_cold_start_benchmark_runs() -> None:
     assert figures["bare_ms"] > 0 and figures["ours_ms"] > 0
 
 
+def test_rejection_benchmark_runs_and_makes_no_request() -> None:
+    figures = rejection.main(["--calls", "3"])
+    assert figures["requests"] == 0
+    assert len(figures["per_kind"]) == len(rejection.BAD_CALLS)
+
+
+def test_download_benchmark_runs() -> None:
+    figures = download.main(["--megabytes", "6", "--runs", "1"])
+    assert figures["ours_mb_s"] > 0 and figures["curl_mb_s"] > 0
+
+
+def test_upload_benchmark_runs() -> None:
+    figures = upload.main(["--megabytes", "7", "--runs", "1"])
+    assert figures["ours_mb_s"] > 0 and figures["curl_mb_s"] > 0
+
+
 def test_wait_for_jobs_benchmark_runs() -> None:
     figures = wait_for_jobs.main(["--jobs", "2", "--job-seconds", "0.5"])
     assert figures["jobs"] == 2 and figures["requests_per_job"] >= 1
+
+
+def test_preview_benchmark_runs() -> None:
+    figures = preview.main(["--edge", "512", "--runs", "1"])
+    assert figures["preview_s"] > 0

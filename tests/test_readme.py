@@ -72,3 +72,75 @@ def test_ci_runs_the_readme_test_command() -> None:
     assert command, "the README's second command is missing"
     ci = (Path(__file__).parents[1] / ".ci" / "run").read_text()
     assert command.group(1).strip() in ci
+
+
+# --- the first five minutes: the commands the README gives must be the ones that exist ---------------
+
+TWO_COMMANDS = re.compile(r"# (?P<number>[12])\. [^\n]*\n(?P<command>[^\n]+)\n")
+SETUP = re.compile(r"python3 -m venv \.venv && \.venv/bin/pip install -q -e (?P<target>\S+) && (?P<run>.+)")
+
+
+def readme_command(number: str) -> re.Match[str]:
+    commands = {match["number"]: match["command"] for match in TWO_COMMANDS.finditer(README.read_text())}
+    shape = SETUP.fullmatch(commands[number])
+    assert shape, f"README command {number} lost its shape: {commands[number]}"
+    return shape
+
+
+def test_the_readme_first_command_installs_and_runs_the_demo() -> None:
+    from scenario_upscale_mcp.cli import build_parser
+
+    command = readme_command("1")
+    assert command["target"] == "."
+    program, *arguments = command["run"].split()
+    assert program == ".venv/bin/scenario-upscale-mcp"
+    args = build_parser().parse_args(arguments)
+    assert args.command == "demo" and not args.real and args.images == []
+
+
+def test_the_readme_second_command_installs_the_dev_tools_and_runs_pytest() -> None:
+    command = readme_command("2")
+    assert command["target"] == '".[dev]"' and command["run"] == ".venv/bin/pytest"
+
+
+def test_the_demo_options_the_readme_names_exist() -> None:
+    from scenario_upscale_mcp.cli import build_parser
+
+    text = README.read_text()
+    for option in ("--real", "--yes", "--output-dir"):
+        assert f"`{option}`" in text, option
+    args = build_parser().parse_args(["demo", "a.png", "--real", "--yes", "--output-dir", "out"])
+    assert (args.images, args.real, args.yes, args.output_dir) == (["a.png"], True, True, "out")
+
+
+def test_the_readme_http_command_is_what_the_cli_accepts() -> None:
+    from scenario_upscale_mcp.cli import DEFAULT_HTTP_HOST, DEFAULT_HTTP_PORT, build_parser
+
+    text = README.read_text()
+    [line] = re.findall(r"^\.venv/bin/scenario-upscale-mcp --transport http[^\n]*$", text, re.MULTILINE)
+    args = build_parser().parse_args(line.split()[1:])
+    assert (args.transport, args.host, args.port) == ("http", DEFAULT_HTTP_HOST, DEFAULT_HTTP_PORT)
+    assert f"http://{DEFAULT_HTTP_HOST}:{DEFAULT_HTTP_PORT}/mcp" in text
+
+
+async def test_the_readme_inspector_commands_call_real_tools_with_real_arguments(client: Client) -> None:
+    import shlex
+
+    text = README.read_text()
+    blocks = [
+        shlex.split(command.replace("\\\n", " "))
+        for command in re.findall(
+            r"^npx -y @modelcontextprotocol/inspector@2 --cli (?:.+\\\n)*.+$", text, re.MULTILINE
+        )
+    ]
+    stdio = [words for words in blocks if "--" in words]
+    assert {words[words.index("--method") + 1] for words in stdio} == {"tools/list", "tools/call"}
+    tools = {tool.name: tool for tool in (await client.list_tools()).tools}
+    for words in stdio:
+        assert words[words.index("--") + 1 :] == ["$PWD/.venv/bin/scenario-upscale-mcp"]
+        assert "SCENARIO_SANDBOX=1" in words  # against the simulator: nothing billed
+        if "--tool-name" in words:
+            tool = tools[words[words.index("--tool-name") + 1]]
+            given = {words[i + 1].split("=", 1)[0] for i, word in enumerate(words) if word == "--tool-arg"}
+            assert given <= set(tool.input_schema["properties"]), given
+            assert "dryRun" in given

@@ -1,115 +1,433 @@
 """`scenario-upscale-mcp demo`: see the server work end to end, with no account.
 
 It starts the API simulator on loopback, spawns the server over stdio exactly as a host app would,
-upscales the sample images with both models through MCP tool calls, shows progress from the MCP
-progress notifications, and prints a table of what was saved where. This module is a client, not the
-server, so it prints to stdout.
+upscales the sample images (or the given ones) with both models through MCP tool calls, draws
+progress bars from the MCP progress notifications, and prints a table of what was saved where.
+
+With `--real` it uses Scenario's API and the credentials in the environment instead: it first asks
+the server for the cost of every upscale (`dryRun: true`, free), shows it, and submits only after
+the user confirms (or passed `--yes`). Without `--real` the credentials are never passed on.
+
+This module is a client, not the server, so it prints to stdout (results) and stderr (errors).
 """
 
 from __future__ import annotations
 
 import os
+import re
 import sys
 import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import anyio
 from mcp import Client, StdioServerParameters
+from mcp.types import CallToolResult
+from rich.console import Console, RenderableType
+from rich.filesize import decimal
+from rich.progress import (
+    BarColumn,
+    Progress,
+    SpinnerColumn,
+    Task,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+)
+from rich.prompt import Confirm
+from rich.table import Table
+from rich.text import Text
 
-from scenario_upscale_mcp.config import Settings
-
-DEMO_CALLS = (
+DEMO_CALLS: tuple[tuple[str, dict[str, Any]], ...] = (
     ("upscale_v3", {"upscaleFactor": 2, "style": "standard"}),
     ("upscale_texture", {"upscaleFactor": 2}),
 )
 SAMPLES = Path(__file__).resolve().parents[2] / "examples" / "images"
+CREDENTIAL_VARIABLES = (
+    "SCENARIO_SDK_API_KEY",
+    "SCENARIO_SDK_API_SECRET",
+    "SCENARIO_API_KEY",
+    "SCENARIO_API_SECRET",
+)
+TERMINAL = ("success", "failure", "canceled")
+# How long one tool call may wait for its job (the server caps it with SCENARIO_MAX_WAIT_SECONDS);
+# a job still running then is waited for with wait_for_jobs, up to JOB_DEADLINE_SECONDS in all.
+CALL_WAIT_SECONDS = 120.0
+JOB_DEADLINE_SECONDS = 1800.0
 
 
-def run_demo(images: list[str], output_dir: str | None) -> int:
+@dataclass(frozen=True)
+class DemoOptions:
+    images: list[str] = field(default_factory=list)
+    output_dir: str | None = None
+    real: bool = False
+    yes: bool = False
+    concurrency: int = 4
+    job_seconds: float = 4.0  # how long a simulated job takes
+
+
+class DemoError(Exception):
+    """A failure explained in one message; the demo prints it and exits with `exit_code`."""
+
+    def __init__(self, message: str, exit_code: int = 1) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+@dataclass(frozen=True)
+class Upscale:
+    """One tool call of the demo: an image through one model."""
+
+    image: Path
+    tool: str
+    arguments: Mapping[str, Any]
+
+    @property
+    def label(self) -> str:
+        return f"{self.image.name} · {self.tool}"
+
+
+@dataclass
+class Outcome:
+    upscale: Upscale
+    job: dict[str, Any] | None = None
+    error: str | None = None
+
+
+def run_demo(options: DemoOptions, out: Console | None = None, err: Console | None = None) -> int:
     """Return the process exit code: 0 when every upscale succeeded."""
-    paths = [Path(image).expanduser().resolve() for image in images] or sorted(SAMPLES.glob("*.png"))
-    missing = [path for path in paths if not path.is_file()]
-    if not paths or missing:
-        shown = ", ".join(map(str, missing)) or f"no sample images in {SAMPLES}"
-        print(
-            f"demo: cannot find {shown}. Pass image paths: scenario-upscale-mcp demo IMAGE...",
-            file=sys.stderr,
-        )
-        return 2
-    folder = Path(output_dir).expanduser().resolve() if output_dir else Settings().output_dir / "demo"
+    out = out or Console(highlight=False)
+    err = err or Console(stderr=True, highlight=False)
     try:
-        return anyio.run(_demo, paths, folder)
+        return anyio.run(_demo, options, out, err)
+    except DemoError as exc:
+        err.print(f"[bold red]demo failed:[/] {exc}", soft_wrap=True)
+        return exc.exit_code
     except KeyboardInterrupt:
+        err.print("demo: interrupted (a job already submitted keeps running).")
         return 130
 
 
-async def _demo(paths: list[Path], folder: Path) -> int:
+async def _demo(options: DemoOptions, out: Console, err: Console) -> int:
+    if options.concurrency < 1:
+        raise DemoError("--concurrency must be at least 1", exit_code=2)
+    if options.yes and not options.real:
+        raise DemoError("--yes only makes sense with --real", exit_code=2)
+    images = _images(options.images)
+    folder = _output_folder(options.output_dir)
+    upscales = [Upscale(image, tool, arguments) for image in images for tool, arguments in DEMO_CALLS]
+    env_credentials = [name for name in CREDENTIAL_VARIABLES if os.environ.get(name)]
+    if options.real:
+        if not (
+            (os.environ.get("SCENARIO_SDK_API_KEY") or os.environ.get("SCENARIO_API_KEY"))
+            and (os.environ.get("SCENARIO_SDK_API_SECRET") or os.environ.get("SCENARIO_API_SECRET"))
+        ):
+            raise DemoError(
+                "--real needs your Scenario API key and secret in SCENARIO_SDK_API_KEY and "
+                "SCENARIO_SDK_API_SECRET (app.scenario.com → Project Settings → API Keys).",
+                exit_code=2,
+            )
+        return await _real(upscales, folder, options, out, err)
+
+    out.print("[bold]Scenario upscale demo[/] — built-in simulator: no account, nothing billed.")
+    if env_credentials:
+        out.print(
+            f"[yellow]Your {env_credentials[0]} is set but not used:[/] pass --real to upscale with "
+            "Scenario's API instead (billed, after showing the cost)."
+        )
     from scenario_upscale_mcp.sandbox import Sandbox, serve_in_thread
 
-    print("Scenario upscale demo — against the built-in simulator (no account, nothing billed).")
-    with serve_in_thread(Sandbox(job_seconds=4.0)) as base_url, tempfile.TemporaryDirectory() as state_dir:
+    with (
+        serve_in_thread(Sandbox(job_seconds=options.job_seconds)) as base_url,
+        tempfile.TemporaryDirectory(prefix="scenario-demo-state-") as state_dir,
+    ):
+        # Only these variables reach the server (the SDK adds PATH, HOME and the like, never the
+        # rest of this environment): the simulator, never the credentials.
         env = {
             "SCENARIO_SANDBOX": "1",
             "SCENARIO_BASE_URL": base_url,
             "SCENARIO_OUTPUT_DIR": str(folder),
-            "SCENARIO_ALLOWED_DIRS": os.pathsep.join(sorted({str(path.parent) for path in paths})),
-            "SCENARIO_STATE_DIR": state_dir,
+            "SCENARIO_ALLOWED_DIRS": _folders_of(images),
+            "SCENARIO_STATE_DIR": state_dir,  # the simulator's made-up jobs stay out of your job ledger
             "SCENARIO_LOG_LEVEL": "WARNING",
+            "SCENARIO_POLL_INITIAL_SECONDS": "0.5",
+            "SCENARIO_POLL_MAX_SECONDS": "1",
         }
-        server = StdioServerParameters(command=sys.executable, args=["-m", "scenario_upscale_mcp"], env=env)
-        rows: list[tuple[str, str, str, str, str]] = []
-        failures = 0
-        async with Client(server) as client:
-            for path in paths:
-                for tool, arguments in DEMO_CALLS:
-                    label = f"{path.name} · {tool}"
+        out.print(f"Simulator at {base_url}; the server runs over stdio, as a host app starts it.\n")
+        async with _connected(env) as client:
+            outcomes = await _upscale_all(client, upscales, options.concurrency, out)
+    return _report(outcomes, folder, out, err, billed=False)
 
-                    async def show(
-                        progress: float, total: float | None, message: str | None, label: str = label
-                    ) -> None:
-                        print(f"  {label}: {message or f'{progress:.0%}'}", flush=True)
 
-                    print(f"{label}: submitting…", flush=True)
-                    result = await client.call_tool(
-                        tool, {"image": str(path), "wait": 120, **arguments}, progress_callback=show
-                    )
-                    if result.is_error or not result.structured_content:
-                        failures += 1
-                        print(f"{label}: FAILED — {_text(result.content)}", file=sys.stderr)
-                        continue
-                    rows.extend(_rows(path.name, tool, result.structured_content))
-    _print_table(rows)
-    print(f"\nResults are in {folder}")
+async def _real(
+    upscales: list[Upscale], folder: Path, options: DemoOptions, out: Console, err: Console
+) -> int:
+    out.print("[bold]Scenario upscale demo[/] — against [bold]Scenario's API[/], with your credentials.")
+    env = {name: value for name, value in os.environ.items() if name.startswith("SCENARIO_")}
+    env.pop("SCENARIO_SANDBOX", None)
+    env |= {
+        "SCENARIO_OUTPUT_DIR": str(folder),
+        "SCENARIO_ALLOWED_DIRS": _folders_of([u.image for u in upscales]),
+    }
+    env.setdefault("SCENARIO_LOG_LEVEL", "WARNING")
+    # A DemoError is raised only outside the client's context: inside it, anyio would wrap it in an
+    # exception group on the way out.
+    refusal: DemoError | None = None
+    outcomes: list[Outcome] = []
+    async with _connected(env) as client:
+        out.print("Asking for the cost of each upscale first (dry run: free, nothing is submitted)…")
+        quotes = await _quote_all(client, upscales, options.concurrency)
+        total = _print_quotes(quotes, out)
+        if any(quote.error is not None for quote in quotes):
+            _print_failures([quote for quote in quotes if quote.error is not None], err)
+            refusal = DemoError("nothing was submitted: fix the refused upscales first.")
+        else:
+            out.print(f"Total: [bold]{total:g} creative units[/], to be billed to your Scenario account.")
+            refusal = await _confirm(len(upscales), total, options.yes)
+        if refusal is None:
+            outcomes = await _upscale_all(client, upscales, options.concurrency, out)
+    if refusal is not None:
+        raise refusal
+    return _report(outcomes, folder, out, err, billed=True)
+
+
+def _print_quotes(quotes: list[Outcome], out: Console) -> float:
+    """Show the cost of every upscale; return the total of those quoted."""
+    table = Table(title="Cost estimate", title_justify="left")
+    table.add_column("image")
+    table.add_column("model")
+    table.add_column("cost", justify="right")
+    total = 0.0
+    for quote in quotes:
+        cost = (quote.job or {}).get("creativeUnitsCost")
+        total += cost or 0
+        shown = "[red]refused[/]" if quote.error is not None else _cost(cost)
+        table.add_row(quote.upscale.image.name, quote.upscale.tool, shown)
+    out.print(table)
+    return total
+
+
+async def _confirm(jobs: int, total: float, yes: bool) -> DemoError | None:
+    """None to go ahead; otherwise why nothing is submitted. Never bills without a yes."""
+    if yes:
+        return None
+    if not sys.stdin.isatty():
+        return DemoError("nothing was submitted: confirm the cost by running again with --yes.", exit_code=2)
+    question = f"Submit {jobs} upscale jobs for {total:g} creative units?"
+    if await anyio.to_thread.run_sync(lambda: Confirm.ask(question, default=False)):
+        return None
+    return DemoError("cancelled: nothing was submitted or billed.")
+
+
+def _images(given: list[str]) -> list[Path]:
+    paths = [Path(image).expanduser().resolve() for image in given] or sorted(SAMPLES.glob("*.png"))
+    if not paths:
+        raise DemoError(
+            f"no sample images in {SAMPLES}. Pass image paths: scenario-upscale-mcp demo IMAGE...",
+            exit_code=2,
+        )
+    for path in paths:
+        if not path.exists():
+            raise DemoError(f"{path} does not exist.", exit_code=2)
+        if not path.is_file():
+            raise DemoError(f"{path} is not a file: pass image files.", exit_code=2)
+    return list(dict.fromkeys(paths))
+
+
+def _output_folder(given: str | None) -> Path:
+    if given:
+        return Path(given).expanduser().resolve()
+    from pydantic import ValidationError
+
+    from scenario_upscale_mcp.config import Settings
+
+    try:
+        return Settings().output_dir / "demo"
+    except ValidationError as exc:
+        raise DemoError(f"a SCENARIO_* setting is invalid: {exc}", exit_code=2) from None
+
+
+def _folders_of(images: list[Path]) -> str:
+    return os.pathsep.join(sorted({str(image.parent) for image in images}))
+
+
+class _connected:
+    """`async with _connected(env) as client`: the server spawned over stdio; its failure to start explained."""
+
+    def __init__(self, env: dict[str, str]) -> None:
+        params = StdioServerParameters(command=sys.executable, args=["-m", "scenario_upscale_mcp"], env=env)
+        self._client = Client(params, read_timeout_seconds=60)
+
+    async def __aenter__(self) -> Client:
+        try:
+            return await self._client.__aenter__()
+        except Exception as exc:
+            raise DemoError(f"the server did not start ({exc}); its messages are above.") from exc
+
+    async def __aexit__(self, *exc_info: Any) -> None:
+        await self._client.__aexit__(*exc_info)
+
+
+async def _quote_all(client: Client, upscales: list[Upscale], concurrency: int) -> list[Outcome]:
+    outcomes = [Outcome(upscale) for upscale in upscales]
+    limiter = anyio.CapacityLimiter(concurrency)
+
+    async def quote(outcome: Outcome) -> None:
+        async with limiter:
+            arguments = {"image": str(outcome.upscale.image), **outcome.upscale.arguments, "dryRun": True}
+            result = await client.call_tool(outcome.upscale.tool, arguments, read_timeout_seconds=120)
+            _settle(outcome, result)
+
+    async with anyio.create_task_group() as group:
+        for outcome in outcomes:
+            group.start_soon(quote, outcome)
+    return outcomes
+
+
+async def _upscale_all(
+    client: Client, upscales: list[Upscale], concurrency: int, out: Console
+) -> list[Outcome]:
+    """Every upscale, at most `concurrency` at once, each with a progress bar fed by the server."""
+    outcomes = [Outcome(upscale) for upscale in upscales]
+    limiter = anyio.CapacityLimiter(concurrency)
+    width = max(len(upscale.label) for upscale in upscales)
+    columns = (
+        _MarkColumn(finished_text="[green]✓[/]"),
+        TextColumn(f"{{task.description:<{width}}}"),
+        BarColumn(),
+        TextColumn("{task.percentage:>3.0f}%"),
+        TextColumn("{task.fields[status]}"),
+        TimeElapsedColumn(),
+    )
+    with Progress(*columns, console=out) as progress:
+        tasks = {id(o): progress.add_task(o.upscale.label, total=1.0, status="waiting") for o in outcomes}
+
+        async def run(outcome: Outcome) -> None:
+            task = tasks[id(outcome)]
+            async with limiter:
+                progress.update(task, status="uploading and submitting")
+                try:
+                    await _upscale(client, outcome, progress, task)
+                except Exception as exc:  # one broken call must not hide the others' results
+                    outcome.error = f"the call failed: {exc}"
+            if outcome.error is None:
+                progress.update(task, completed=1.0, status="[green]saved[/]")
+            else:
+                progress.update(task, status="[red]failed[/]", failed=True)
+
+        async with anyio.create_task_group() as group:
+            for outcome in outcomes:
+                group.start_soon(run, outcome)
+    return outcomes
+
+
+class _MarkColumn(SpinnerColumn):
+    """A spinner while the upscale runs, then ✓, or ✗ when it failed."""
+
+    def render(self, task: Task) -> RenderableType:
+        if task.fields.get("failed"):
+            return Text("✗", style="red")
+        return super().render(task)
+
+
+async def _upscale(client: Client, outcome: Outcome, bars: Progress, task: TaskID) -> None:
+    async def show(progress: float, total: float | None, message: str | None) -> None:
+        # The bar shows the percentage; "in-progress (40%)" → "in-progress".
+        status = re.sub(r"\s*\(\d+%\)$", "", message or "")
+        bars.update(task, completed=progress / (total or 1.0), status=status)
+
+    upscale = outcome.upscale
+    arguments = {"image": str(upscale.image), **upscale.arguments, "wait": CALL_WAIT_SECONDS}
+    result = await client.call_tool(
+        upscale.tool, arguments, read_timeout_seconds=CALL_WAIT_SECONDS + 60, progress_callback=show
+    )
+    _settle(outcome, result)
+    deadline = anyio.current_time() + JOB_DEADLINE_SECONDS
+    # A job that outlasts the call keeps running at Scenario: wait for it, as an assistant would.
+    while outcome.job is not None and outcome.job.get("status") not in TERMINAL:
+        if anyio.current_time() > deadline:
+            outcome.error = f"job {outcome.job.get('jobId')} is still running; check it later with get_job"
+            return
+        result = await client.call_tool(
+            "wait_for_jobs",
+            {"jobIds": [outcome.job["jobId"]], "timeout": CALL_WAIT_SECONDS},
+            read_timeout_seconds=CALL_WAIT_SECONDS + 60,
+            progress_callback=show,
+        )
+        if result.is_error or not result.structured_content:
+            outcome.error = _text(result)
+            return
+        outcome.job = result.structured_content["jobs"][0]
+    if outcome.job is not None and outcome.job.get("status") != "success":
+        job = outcome.job
+        outcome.error = f"job {job.get('jobId')} ended {job.get('status')}: {job.get('error') or ''} {job.get('hint') or ''}".strip()
+
+
+def _settle(outcome: Outcome, result: CallToolResult) -> None:
+    if result.is_error or not result.structured_content:
+        outcome.error = _text(result)
+    else:
+        outcome.job = result.structured_content
+
+
+def _text(result: CallToolResult) -> str:
+    text = " ".join(getattr(block, "text", "") for block in result.content).strip()
+    # "Error executing tool upscale_v3: image: …" → "image: …": the label already names the tool.
+    prefix, _, rest = text.partition(": ")
+    return rest if prefix.startswith("Error executing tool") and rest else text or "no answer"
+
+
+def _cost(cost: float | None) -> str:
+    return "?" if cost is None else f"{cost:g} CU"
+
+
+def _dimensions(path: Path) -> str:
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as image:
+            return f"{image.width}×{image.height}"
+    except (OSError, UnidentifiedImageError):
+        return "?"
+
+
+def _report(outcomes: list[Outcome], folder: Path, out: Console, err: Console, *, billed: bool) -> int:
+    table = Table(title="Results", title_justify="left")
+    table.add_column("file", overflow="fold")  # never cut: it is what the user looks for
+    table.add_column("dimensions")
+    table.add_column("size", justify="right")
+    table.add_column("cost", justify="right")
+    total = 0.0
+    for outcome in outcomes:
+        if outcome.job is None or outcome.error is not None:
+            continue
+        cost = outcome.job.get("creativeUnitsCost")
+        total += cost or 0
+        for output in outcome.job.get("outputs", []):
+            table.add_row(
+                Path(output["path"]).name if output.get("path") else output["assetId"],
+                f"{_dimensions(outcome.upscale.image)} → {output.get('width')}×{output.get('height')}",
+                decimal(output["bytes"]) if output.get("bytes") is not None else "?",
+                _cost(cost),
+            )
+    out.print()
+    if table.row_count:
+        out.print(table)
+        where = (
+            "billed to your Scenario account" if billed else "made up by the simulator: nothing was billed"
+        )
+        out.print(f"Total cost: {total:g} creative units ({where}).")
+        out.print(f"Saved in: [bold]{folder}[/]")
+    failures = [outcome for outcome in outcomes if outcome.error is not None]
     if failures:
-        print(f"{failures} upscale(s) failed.", file=sys.stderr)
+        _print_failures(failures, err)
+        err.print(f"[bold red]{len(failures)} of {len(outcomes)} upscales failed.[/]")
         return 1
     return 0
 
 
-def _text(content: list[Any]) -> str:
-    return " ".join(getattr(block, "text", "") for block in content).strip()
-
-
-def _rows(source: str, tool: str, job: dict[str, Any]) -> list[tuple[str, str, str, str, str]]:
-    cost = job.get("creativeUnitsCost")
-    return [
-        (
-            source,
-            tool,
-            Path(output["path"]).name,
-            f"{output['width']}×{output['height']}",
-            f"{output['bytes'] / 1024:,.0f} KiB · {cost:g} CU"
-            if cost is not None
-            else f"{output['bytes'] / 1024:,.0f} KiB",
-        )
-        for output in job.get("outputs", [])
-    ]
-
-
-def _print_table(rows: list[tuple[str, str, str, str, str]]) -> None:
-    header = ("source", "tool", "saved as", "size", "bytes · cost")
-    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
-    print()
-    for row in [header, tuple("-" * w for w in widths), *rows]:
-        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)))
+def _print_failures(failures: list[Outcome], err: Console) -> None:
+    for outcome in failures:
+        err.print(f"[red]✗[/] {outcome.upscale.label}: {outcome.error}", soft_wrap=True)

@@ -72,7 +72,11 @@ class AppState:
             if self._ledger is None:
                 from scenario_upscale_mcp.ledger import Ledger
 
-                self._ledger = Ledger.in_folder(self.settings.state_dir)
+                # The simulator's jobs and assets are not Scenario's: they get a ledger of their own.
+                folder = (
+                    self.settings.state_dir / "sandbox" if self.settings.sandbox else self.settings.state_dir
+                )
+                self._ledger = Ledger.in_folder(folder)
             return self._ledger
 
     async def in_ledger(self, operation: Callable[[Ledger], T]) -> T:

@@ -7,6 +7,7 @@ own decode), on loopback only. Options scale everything down for a quick look: `
 from __future__ import annotations
 
 import argparse
+import logging
 import platform
 import sys
 from datetime import date
@@ -19,6 +20,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--quick", action="store_true", help="small sizes and few runs (about a minute)")
     args = parser.parse_args(argv)
     quick = args.quick
+    logging.disable(logging.INFO)  # figures only: no request logs from the simulator or the clients
     rows: list[tuple[str, str, str, bool]] = []
 
     def section(title: str) -> None:
