@@ -11,10 +11,11 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from mcp.server import CacheHint
-from mcp.server.mcpserver import MCPServer
+from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.server.mcpserver.tools import Tool
 from mcp.server.mcpserver.utilities.func_metadata import ArgModelBase
+from mcp.types import ToolAnnotations
 from pydantic import (
     ConfigDict,
     Field,
@@ -28,15 +29,14 @@ from pydantic_core import InitErrorDetails, PydanticCustomError
 from scenario_upscale_mcp import __version__
 from scenario_upscale_mcp.errors import ScenarioError
 from scenario_upscale_mcp.state import AppState
-from scenario_upscale_tools.common import ToolSpec
-from scenario_upscale_tools.inventory import SCHEMAS, TOOLS
-from scenario_upscale_tools.job_resource import URI_TEMPLATE, job_resource
+from scenario_upscale_tools.inventory import SCHEMAS, TOOL_NAMES, load_tool
 
 if TYPE_CHECKING:
     import httpx2
 
     from scenario_upscale_mcp.config import Settings
     from scenario_upscale_mcp.urls import Resolver
+    from scenario_upscale_tools.common import ToolSpec
 
 logger = logging.getLogger(__name__)
 
@@ -78,48 +78,60 @@ def create_server(
         version=__version__,
         instructions=INSTRUCTIONS,
         lifespan=lifespan,
-        tools=[deferred_tool(spec) for spec in TOOLS],
+        tools=[deferred_tool(name) for name in TOOL_NAMES],
         cache_hints={"tools/list": CacheHint(ttl_ms=60_000, scope="public")},
     )
-    server.resource(URI_TEMPLATE, name="job", title="Upscale job", mime_type="application/json")(job_resource)
+    server.resource(JOB_URI, name="job", title="Upscale job", mime_type="application/json")(job_resource)
     return server
 
 
-def deferred_tool(spec: ToolSpec) -> Tool:
-    """The tool as hosts list it, from its committed schema; its pydantic models are built on first call.
+JOB_URI = "scenario://jobs/{jobId}"
 
-    Generating every tool's argument and output models takes tens of milliseconds, most of what this
-    server adds to a bare server's start-up; this way a host that lists the tools and calls one pays
-    for that one. tests/test_inventory.py keeps the committed schemas equal to what `build_tool`
-    generates, so what is listed is exactly what is validated.
+
+async def job_resource(jobId: str, ctx: Context[AppState, Any]) -> str:
+    """A Scenario upscale job as JSON: status, progress, cost, error, hint and outputs (with saved paths).
+
+    Read fresh from the API; when the API cannot be reached, the ledger's last record is returned.
     """
-    path = SCHEMAS / f"{spec.name}.json"
+    from scenario_upscale_tools.job_resource import read_job  # imported on first use, like the tools
+
+    return await read_job(jobId, ctx)
+
+
+def deferred_tool(name: str) -> Tool:
+    """The tool as hosts list it, from its committed schema; its code is imported on its first call.
+
+    Importing the tools and generating their argument and output models takes tens of milliseconds,
+    most of what this server would add to a bare server's start-up; this way a host that lists the
+    tools and calls one pays for that one. tests/test_inventory.py keeps the committed schemas equal
+    to what `build_tool` generates, so what is listed is exactly what is validated.
+    """
+    path = SCHEMAS / f"{name}.json"
     if not path.is_file():
-        return build_tool(spec)
+        return build_tool(load_tool(name))
     stored = json.loads(path.read_text())
+    # `fn` and `fn_metadata` are never read: `DeferredTool.run` builds the real tool first.
     return DeferredTool.model_construct(
-        fn=spec.fn,
-        name=spec.name,
+        fn=None,  # type: ignore[arg-type]
+        name=name,
         title=stored["title"],
         description=stored["description"],
         parameters=stored["inputSchema"],
-        fn_metadata=None,  # type: ignore[arg-type]  # never read: `run` builds the real tool first
+        fn_metadata=None,  # type: ignore[arg-type]
         is_async=True,
         context_kwarg=None,
         resolved_params={},
         resolver_plans={},
-        annotations=spec.annotations,
+        annotations=ToolAnnotations.model_validate(stored["annotations"]),
         icons=None,
         meta=None,
-        spec=spec,
         stored_output_schema=stored["outputSchema"],
     )
 
 
 class DeferredTool(Tool):
-    """A tool listed from stored schemas; `run` builds the real tool once, then hands every call to it."""
+    """A tool listed from its stored schema; `run` builds the real tool once, then hands every call to it."""
 
-    spec: Any = Field(exclude=True)
     stored_output_schema: dict[str, Any] | None = Field(default=None, exclude=True)
     _built: Tool | None = PrivateAttr(default=None)
 
@@ -129,7 +141,7 @@ class DeferredTool(Tool):
 
     async def run(self, arguments: dict[str, Any], context: Any, convert_result: bool = False) -> Any:
         if self._built is None:
-            self._built = build_tool(self.spec)
+            self._built = build_tool(load_tool(self.name))
         return await self._built.run(arguments, context, convert_result)
 
 

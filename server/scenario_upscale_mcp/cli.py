@@ -7,11 +7,13 @@ logs to stderr.
 
 from __future__ import annotations
 
-import argparse
-import ipaddress
 import logging
 import os
 import sys
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import argparse
 
 logger = logging.getLogger(__name__)
 
@@ -32,6 +34,8 @@ def configure_logging() -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    import argparse  # only when there are arguments: host apps start the server with none
+
     parser = argparse.ArgumentParser(
         prog="scenario-upscale-mcp",
         description=(
@@ -85,7 +89,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> None:
-    args = build_parser().parse_args(argv)
+    arguments = sys.argv[1:] if argv is None else argv
+    if not arguments:
+        # How host apps start it: straight to serving over stdio, without building the parser.
+        serve_stdio()
+        return
+    args = build_parser().parse_args(arguments)
 
     if args.command == "demo":
         from scenario_upscale_mcp.demo import DemoOptions, run_demo
@@ -111,12 +120,19 @@ def main(argv: list[str] | None = None) -> None:
     if args.transport == "http":
         serve_http(args.host, args.port)
         return
+    serve_stdio()
+
+
+def serve_stdio() -> None:
+    configure_logging()
     from scenario_upscale_mcp.app import create_server
 
     create_server().run()
 
 
 def is_loopback(host: str) -> bool:
+    import ipaddress
+
     if host == "localhost":
         return True
     try:

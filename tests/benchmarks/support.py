@@ -54,21 +54,25 @@ def simulator_process(job_seconds: float = 1.0) -> Iterator[str]:
         stderr=subprocess.PIPE,
         text=True,
     )
+    assert process.stderr is not None
+    drain: threading.Thread | None = None
     try:
-        assert process.stderr is not None
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
-            line = process.stderr.readline()
-            found = re.search(r"(http://127\.0\.0\.1:\d+/v1)", line)
+            found = re.search(r"(http://127\.0\.0\.1:\d+/v1)", process.stderr.readline())
             if found:
-                # Keep draining stderr so the simulator never blocks on a full pipe.
-                threading.Thread(target=process.stderr.read, daemon=True).start()
+                # Keep reading its log so the simulator never blocks on a full pipe.
+                drain = threading.Thread(target=process.stderr.read, daemon=True)
+                drain.start()
                 yield found.group(1)
                 return
         raise RuntimeError("the simulator did not start")
     finally:
         process.terminate()
         process.wait(timeout=10)
+        if drain is not None:
+            drain.join(timeout=10)
+        process.stderr.close()
 
 
 async def upload_through_parts(base_url: str, path: Path) -> str:

@@ -1,4 +1,4 @@
-"""The resource template `scenario://jobs/{jobId}`: one job as JSON, in the common job shape."""
+"""What the resource template `scenario://jobs/{jobId}` answers: one job as JSON, in the common job shape."""
 
 from __future__ import annotations
 
@@ -9,14 +9,9 @@ from scenario_upscale_mcp.submit import observe
 from scenario_upscale_tools.common import JobView, ToolContext, app_state
 from scenario_upscale_tools.list_jobs import view_of
 
-URI_TEMPLATE = "scenario://jobs/{jobId}"
 
-
-async def job_resource(jobId: str, ctx: ToolContext) -> str:
-    """A Scenario upscale job as JSON: status, progress, cost, error, hint and outputs (with saved paths).
-
-    Read fresh from the API; when the API cannot be reached, the ledger's last record is returned.
-    """
+async def read_job(jobId: str, ctx: ToolContext) -> str:
+    """The job read fresh from the API; when the API cannot be reached, the ledger's last record."""
     state = app_state(ctx)
     try:
         job = await state.client.get_job(jobId)
