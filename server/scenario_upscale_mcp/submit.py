@@ -149,15 +149,13 @@ async def _earlier_identical(state: AppState, submission: Submission, key: str) 
         return None
     found = await _find_created_job(state, submission, uncertain)
     if found is not None:
-        await _finish(state, uncertain, "accepted", found.job_id)
-        await _record(state, submission, found, None)
-        return Submitted(
-            job=found,
-            cost=None,
-            notice=(
-                f"An identical request sent at {_clock_text(uncertain.sent_at)} had lost its answer; the job "
-                f"it created was found ({found.job_id}) and is returned instead of paying again."
-            ),
+        return await _adopt(
+            state,
+            submission,
+            uncertain,
+            found,
+            f"An identical request sent at {_clock_text(uncertain.sent_at)} had lost its answer; the job "
+            f"it created was found ({found.job_id}) and is returned instead of paying again.",
         )
     raise SubmissionUncertainError(
         f"An identical request sent at {_clock_text(uncertain.sent_at)} got no clear answer and may have been "
@@ -179,16 +177,23 @@ async def _recover_or_raise(
             f"{error} No matching job is in the API's job list yet; calling again with the same arguments "
             "will look again before submitting anything."
         ) from error
-    await _finish(state, attempt, "accepted", found.job_id)
-    await _record(state, submission, found, None)
-    return Submitted(
-        job=found,
-        cost=None,
-        notice=(
-            f"The API's answer to the submission was lost, but the job it created was found ({found.job_id}); "
-            "it was not submitted again."
-        ),
+    return await _adopt(
+        state,
+        submission,
+        attempt,
+        found,
+        f"The API's answer to the submission was lost, but the job it created was found ({found.job_id}); "
+        "it was not submitted again.",
     )
+
+
+async def _adopt(
+    state: AppState, submission: Submission, attempt: Attempt, job: Job, notice: str
+) -> Submitted:
+    """Settle an uncertain attempt with the job it turned out to have created."""
+    await _finish(state, attempt, "accepted", job.job_id)
+    await _record(state, submission, job, None)
+    return Submitted(job=job, cost=None, notice=notice)
 
 
 async def _find_created_job(state: AppState, submission: Submission, attempt: Attempt) -> Job | None:

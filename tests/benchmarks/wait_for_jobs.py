@@ -12,17 +12,15 @@ from __future__ import annotations
 
 import argparse
 import io
-import sys
 import tempfile
 import time
 from collections import Counter
 from pathlib import Path
 
 import anyio
-from mcp import Client, StdioServerParameters
 from PIL import Image
 
-from scenario_upscale_mcp.sandbox import Sandbox, serve_in_thread
+from tests.benchmarks.support import server_over_stdio, simulator
 
 
 def png(width: int, height: int) -> bytes:
@@ -32,29 +30,19 @@ def png(width: int, height: int) -> bytes:
 
 
 async def run(jobs: int, job_seconds: float) -> dict[str, float]:
-    sandbox = Sandbox(job_seconds=job_seconds)
-    with tempfile.TemporaryDirectory() as folder, serve_in_thread(sandbox) as base_url:
-        params = StdioServerParameters(
-            command=sys.executable,
-            args=["-m", "scenario_upscale_mcp"],
-            env={
-                "SCENARIO_SANDBOX": "1",
-                "SCENARIO_BASE_URL": base_url,
-                "SCENARIO_OUTPUT_DIR": str(Path(folder) / "out"),
-                "SCENARIO_STATE_DIR": str(Path(folder) / "state"),
-                "SCENARIO_LOG_LEVEL": "WARNING",
-            },
-        )
+    with tempfile.TemporaryDirectory() as folder, simulator(job_seconds) as (sandbox, base_url):
         assets = [sandbox.add_asset(png(32 + index, 32), f"{index}.png") for index in range(jobs)]
-        async with Client(params, read_timeout_seconds=job_seconds * 10) as client:
+        async with server_over_stdio(base_url, Path(folder)) as server:
             job_ids = []
             for asset in assets:
-                result = await client.call_tool("upscale_v3", {"image": asset, "wait": 0})
+                result = await server.client.call_tool("upscale_v3", {"image": asset, "wait": 0})
                 assert result.structured_content is not None, result.content
                 job_ids.append(result.structured_content["jobId"])
             polls_before = Counter(path for method, path in sandbox.requests if method == "GET")
             waiting_since = time.time()
-            result = await client.call_tool("wait_for_jobs", {"jobIds": job_ids, "timeout": job_seconds * 6})
+            result = await server.client.call_tool(
+                "wait_for_jobs", {"jobIds": job_ids, "timeout": job_seconds * 6}
+            )
             answered_at = time.time()
     assert result.structured_content is not None and result.structured_content["finished"] == jobs, (
         result.content
