@@ -58,6 +58,7 @@ async def test_an_identical_request_after_success_returns_the_finished_job_with_
     assert again["jobId"] == first["jobId"]
     assert generate_posts(api) == 1
     assert api.paths("POST").count("/v1/assets") == 1  # the file itself was uploaded once too
+    assert again["outputs"] == first["outputs"]  # the files saved the first time, not copies
     assert Path(again["outputs"][0]["path"]).is_file()
 
 

@@ -35,6 +35,11 @@ async def settle(
     cost = cost if cost is not None else record.cost
     if job.status != "success":
         return JobView.of(job, record.model, cost=cost, notice=notice), []
+    already = _saved_before(record, job, folder)
+    if already is not None:
+        # A job returned again (an identical request, a second wait) keeps the files it already has.
+        outputs = [OutputFile.model_validate(output) for output in record.outputs]
+        return JobView.of(job, record.model, cost=cost, outputs=outputs, notice=notice), already
     saved = await save_job_outputs(state.client, job, folder, naming_for(record, job))
     outputs = [
         OutputFile.saved(asset_id, file) for asset_id, file in zip(job.metadata.asset_ids, saved, strict=True)
@@ -47,6 +52,27 @@ async def settle(
 
     await state.in_ledger(remember)
     return JobView.of(job, record.model, cost=cost, outputs=outputs, notice=notice), saved
+
+
+def _saved_before(record: JobRecord, job: Job, folder: Path) -> list[SavedFile] | None:
+    """The job's outputs as saved earlier into `folder`, if every one of them is still there."""
+    if not record.outputs or len(record.outputs) != len(job.metadata.asset_ids):
+        return None
+    if any(not output.get("path") for output in record.outputs):
+        return None
+    paths = [Path(output["path"]) for output in record.outputs]
+    if any(path.parent != folder or not path.is_file() for path in paths):
+        return None
+    return [
+        SavedFile(
+            path=path,
+            bytes=output.get("bytes") or path.stat().st_size,
+            mime_type=output.get("mimeType"),
+            width=output.get("width"),
+            height=output.get("height"),
+        )
+        for path, output in zip(paths, record.outputs, strict=True)
+    ]
 
 
 def naming_for(record: JobRecord, job: Job) -> NamingHint:
