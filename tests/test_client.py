@@ -226,3 +226,24 @@ async def test_downloads_send_no_api_credentials() -> None:
         data = b"".join([chunk async for chunk in chunks])
     assert data == b"png-bytes" and length == 9
     assert "authorization" not in seen[0].headers
+
+
+async def test_a_generate_answered_200_with_no_json_is_uncertain_not_rejected() -> None:
+    client, seen = make_client(lambda r: httpx2.Response(200, text="<html>gateway</html>"))
+    async with client:
+        with pytest.raises(SubmissionUncertainError):
+            await client.generate("model_upscale-v3", {"image": "asset_1"})
+    assert len(seen) == 1
+
+
+async def test_an_empty_success_answer_is_fine_for_a_non_billed_call() -> None:
+    client, _ = make_client(lambda r: httpx2.Response(204))
+    async with client:
+        await client.complete_upload("upload_1")
+
+
+async def test_ids_stay_one_path_segment() -> None:
+    client, seen = make_client(lambda r: httpx2.Response(200, json=JOB))
+    async with client:
+        await client.get_job("a/../b?x=1")
+    assert seen[0].url.raw_path.decode().startswith("/v1/jobs/a%2F..%2Fb%3Fx%3D1")

@@ -7,6 +7,7 @@ import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import anyio
 import pytest
 from PIL import Image
 
@@ -84,3 +85,14 @@ def test_a_transparent_preview_keeps_its_alpha(tmp_path: Path) -> None:
     assert mime_type == "image/png"
     with Image.open(io.BytesIO(data)) as preview:
         assert preview.mode == "RGBA" and preview.size == (400, 300)
+
+
+async def test_a_cancelled_download_leaves_no_file_at_all(tmp_path: Path) -> None:
+    async def stalls() -> AsyncIterator[bytes]:
+        yield b"start"
+        await anyio.sleep(30)
+        yield b"never"
+
+    with anyio.move_on_after(0.2):
+        await save_stream(tmp_path, "d.png", None, stalls())
+    assert list(tmp_path.iterdir()) == []

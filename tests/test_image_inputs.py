@@ -156,3 +156,28 @@ async def test_an_output_dir_inside_the_output_folder_is_created(
     assert result.structured_content is not None
     saved = Path(result.structured_content["outputs"][0]["path"])
     assert saved.parent == folders["output"] / "props" / "x2"
+
+
+async def test_an_output_dir_that_is_a_file_is_refused_before_paying(
+    client: Client, api: RecordingTransport, sample_image: Path, folders: dict[str, Path]
+) -> None:
+    (folders["output"] / "notes.txt").write_text("not a folder")
+    text = await refusal(client, str(sample_image), outputDir="notes.txt/x2")
+    assert "is a file, not a folder" in text
+    assert api.requests == []
+
+
+async def test_a_malformed_url_is_refused_clearly(client: Client, api: RecordingTransport) -> None:
+    text = await refusal(client, "https://exa mple.com/x.png")
+    assert "image URL" in text
+    assert api.requests == []
+
+
+@pytest.mark.parametrize("job_id", ["../../generate/custom/model_upscale-v3", "job_1?dryRun=true", "job 1"])
+async def test_job_ids_cannot_reach_other_api_paths(
+    client: Client, api: RecordingTransport, job_id: str
+) -> None:
+    result = await client.call_tool("get_job", {"jobId": job_id})
+    assert result.is_error
+    assert "jobId" in result.content[0].text  # type: ignore[union-attr]
+    assert api.requests == []

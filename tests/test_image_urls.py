@@ -35,6 +35,8 @@ pytestmark = pytest.mark.anyio
         ("100.64.0.1", "not publicly routable"),
         ("::ffff:127.0.0.1", "loopback"),
         ("fd00::1", "private"),
+        ("2002:a9fe:a9fe::", "link-local"),  # 6to4 wrapping 169.254.169.254
+        ("2002:0a00:0001::1", "private"),  # 6to4 wrapping 10.0.0.1
     ],
 )
 def test_non_public_addresses_are_named(address: str, reason: str) -> None:

@@ -211,3 +211,56 @@ async def test_the_job_resource_returns_the_job_as_json(client: Client, sandbox:
     with pytest.raises(MCPError) as missing:
         await client.read_resource("scenario://jobs/job_unknown")
     assert missing.value.code == -32602
+
+
+async def test_two_identical_requests_at_the_same_moment_make_one_job(
+    client: Client, api: RecordingTransport, sandbox: Sandbox
+) -> None:
+    asset = sandbox.add_asset(png_bytes(), "a.png")
+    answers: list[dict[str, Any]] = []
+
+    async def ask() -> None:
+        answers.append(await upscale(client, image=asset, upscaleFactor=3, wait=0))
+
+    async with anyio.create_task_group() as group:
+        group.start_soon(ask)
+        group.start_soon(ask)
+
+    assert generate_posts(api) == 1 and len(sandbox.jobs) == 1
+    assert answers[0]["jobId"] == answers[1]["jobId"]
+
+
+async def test_an_earlier_job_that_failed_unseen_is_not_returned_again(
+    client: Client, api: RecordingTransport, sandbox: Sandbox
+) -> None:
+    sandbox.faults.fail_next_jobs = 1
+    sandbox.job_seconds = 0.05
+    asset = sandbox.add_asset(png_bytes(), "a.png")
+    first = await upscale(client, image=asset, wait=0)  # never polled: the ledger still says pending
+    await anyio.sleep(0.2)
+    again = await upscale(client, image=asset, wait=20)
+
+    assert again["jobId"] != first["jobId"] and again["status"] == "success"
+    assert generate_posts(api) == 2
+
+
+async def test_a_job_whose_output_cannot_be_saved_still_answers_with_the_job(
+    client: Client, sandbox: Sandbox, folders: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from scenario_upscale_mcp import jobs
+
+    async def disk_full(*args: Any, **kwargs: Any) -> Any:
+        from scenario_upscale_mcp.errors import DownloadError
+
+        raise DownloadError("Cannot save x.png: No space left on device.")
+
+    monkeypatch.setattr(jobs, "save_asset", disk_full)
+    result = await client.call_tool(
+        "upscale_v3", {"image": sandbox.add_asset(png_bytes(), "a.png"), "wait": 20}
+    )
+
+    assert not result.is_error, result.content
+    job = result.structured_content
+    assert job is not None and job["status"] == "success" and job["jobId"] in sandbox.jobs
+    assert "No space left on device" in job["notice"] and "download_assets" in job["notice"]
+    assert job["outputs"][0]["path"] is None

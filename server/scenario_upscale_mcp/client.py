@@ -18,9 +18,11 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
+from urllib.parse import quote
 
 import anyio
 import httpx2
+from pydantic import ValidationError
 
 from scenario_upscale_mcp import __version__
 from scenario_upscale_mcp.api_models import Asset, DownloadLink, GenerateAnswer, Job, Upload
@@ -85,12 +87,23 @@ class ScenarioClient:
         """Submit a job (billed), or with `dry_run` get its cost estimate (free, HTTP 269)."""
         params = {"dryRun": "true"} if dry_run else None
         body = await self._send(
-            "POST", f"/generate/custom/{model_id}", json=dict(inputs), params=params, billed=not dry_run
+            "POST",
+            f"/generate/custom/{_segment(model_id)}",
+            json=dict(inputs),
+            params=params,
+            billed=not dry_run,
         )
-        return GenerateAnswer.model_validate(body)
+        try:
+            return GenerateAnswer.model_validate(body)
+        except ValidationError as exc:
+            if dry_run:
+                raise ApiError(
+                    "The Scenario API's cost estimate was not in the expected shape.", status=200
+                ) from exc
+            raise self._uncertain("the API's answer was not in the expected shape") from exc
 
     async def get_job(self, job_id: str) -> Job:
-        body = await self._send("GET", f"/jobs/{job_id}")
+        body = await self._send("GET", f"/jobs/{_segment(job_id)}")
         return Job.model_validate(body["job"])
 
     async def list_jobs(self, *, created_after: str) -> list[Job]:
@@ -99,7 +112,7 @@ class ScenarioClient:
         return [Job.model_validate(job) for job in body.get("jobs", [])]
 
     async def cancel_job(self, job_id: str) -> None:
-        await self._send("POST", f"/jobs/{job_id}/action", json={"action": "cancel"}, retry=False)
+        await self._send("POST", f"/jobs/{_segment(job_id)}/action", json={"action": "cancel"}, retry=False)
 
     async def create_asset(self, name: str, data: bytes) -> Asset:
         """Upload a small image (under 6 MB) as base64 JSON. A duplicate asset costs nothing, so retry is safe."""
@@ -122,10 +135,10 @@ class ScenarioClient:
         return Upload.model_validate(body["upload"])
 
     async def complete_upload(self, upload_id: str) -> None:
-        await self._send("POST", f"/uploads/{upload_id}/action", json={"action": "complete"})
+        await self._send("POST", f"/uploads/{_segment(upload_id)}/action", json={"action": "complete"})
 
     async def get_upload(self, upload_id: str) -> Upload:
-        body = await self._send("GET", f"/uploads/{upload_id}")
+        body = await self._send("GET", f"/uploads/{_segment(upload_id)}")
         return Upload.model_validate(body["upload"])
 
     async def put_part(self, url: str, data: bytes) -> None:
@@ -160,7 +173,10 @@ class ScenarioClient:
         request goes to (not only the first): https only, and public addresses only.
         """
         for _hop in range(MAX_REDIRECTS + 1):
-            parsed = httpx2.URL(url)
+            try:
+                parsed = httpx2.URL(url)
+            except httpx2.InvalidURL as exc:
+                raise InputError(f"Not a valid image URL ({exc}): {url}") from None
             if parsed.scheme != "https":
                 raise InputError(f"Only https:// image URLs are accepted; got {parsed.scheme}:// ({url}).")
             await check_host(parsed.host, parsed.port or 443)
@@ -177,16 +193,18 @@ class ScenarioClient:
                         response.aiter_bytes(),
                     )
                     return
-            except httpx2.TransportError as exc:
+            except (httpx2.TransportError, httpx2.InvalidURL) as exc:
                 raise InputError(f"Could not fetch the image URL ({type(exc).__name__}): {url}") from exc
         raise InputError(f"The image URL redirected more than {MAX_REDIRECTS} times: {url}")
 
     async def get_asset(self, asset_id: str) -> Asset:
-        body = await self._send("GET", f"/assets/{asset_id}")
+        body = await self._send("GET", f"/assets/{_segment(asset_id)}")
         return Asset.model_validate(body["asset"])
 
     async def convert_asset(self, asset_id: str, target_format: str) -> DownloadLink:
-        body = await self._send("POST", f"/assets/{asset_id}/download", json={"targetFormat": target_format})
+        body = await self._send(
+            "POST", f"/assets/{_segment(asset_id)}/download", json={"targetFormat": target_format}
+        )
         return DownloadLink.model_validate(body)
 
     @asynccontextmanager
@@ -256,7 +274,19 @@ class ScenarioClient:
                 retryable = retry
             else:
                 if response.status_code < 300 or response.status_code == DRY_RUN_STATUS:
-                    return _json_or_empty(response)
+                    body = _json_or_none(response)
+                    if body is not None:
+                        return body
+                    if billed:
+                        raise self._uncertain(
+                            f"the API answered {response.status_code} with a body that is not JSON"
+                        )
+                    if not response.content.strip():
+                        return {}  # e.g. 204 No Content
+                    raise ApiError(
+                        f"The Scenario API answered {response.status_code} with a body that is not JSON.",
+                        status=response.status_code,
+                    )
                 body = _json_or_none(response)
                 api_error = api_error_from(
                     response.status_code, body, response.text, retry_after=_retry_after(response.headers)
@@ -298,14 +328,9 @@ def _json_or_none(response: httpx2.Response) -> Any:
         return None
 
 
-def _json_or_empty(response: httpx2.Response) -> Any:
-    body = _json_or_none(response)
-    if body is None:
-        raise ApiError(
-            f"The Scenario API answered {response.status_code} with a body that is not JSON.",
-            status=response.status_code,
-        )
-    return body
+def _segment(identifier: str) -> str:
+    """An id as one URL path segment: never a way to reach another path of the API."""
+    return quote(identifier, safe="")
 
 
 def _retry_after(headers: httpx2.Headers) -> float | None:

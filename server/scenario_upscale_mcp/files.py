@@ -183,6 +183,10 @@ def resolve_output_dir(requested: str | None, settings: Settings) -> Path:
         )
     if all(_hidden_part(resolved, root) is not None for root in roots):
         raise InputError(f"outputDir: {resolved} is a hidden folder; choose a visible one.")
+    # Checked before anything is paid for: a file where the folder should be would fail the save.
+    blocker = next((part for part in [resolved, *resolved.parents] if part.exists()), None)
+    if blocker is not None and not blocker.is_dir():
+        raise InputError(f"outputDir: {blocker} is a file, not a folder; choose a folder.")
     return resolved
 
 
@@ -204,24 +208,33 @@ def output_file_name(
 async def save_stream(
     folder: Path, file_name: str, expected_bytes: int | None, chunks: AsyncIterator[bytes]
 ) -> tuple[Path, int]:
-    """Stream `chunks` to `folder/file_name` (or a numbered variant if taken); return (path, bytes)."""
-    await anyio.Path(folder).mkdir(parents=True, exist_ok=True)
-    temporary = folder / f".{file_name}.{secrets.token_hex(4)}.part"
-    written = 0
+    """Stream `chunks` to `folder/file_name` (or a numbered variant if taken); return (path, bytes).
+
+    A disk problem (full, read-only, a file where the folder should be) is a DownloadError saying so.
+    """
     try:
+        await anyio.Path(folder).mkdir(parents=True, exist_ok=True)
+        temporary = folder / f".{file_name}.{secrets.token_hex(4)}.part"
         sink = await anyio.to_thread.run_sync(temporary.open, "xb")
+    except OSError as exc:
+        raise DownloadError(f"Cannot write in {folder}: {exc.strerror or exc}.") from None
+    try:
         try:
             written = await _write_in_batches(sink, chunks)
         finally:
-            await anyio.to_thread.run_sync(sink.close)
+            with anyio.CancelScope(shield=True):  # closed even when the call is cancelled
+                await anyio.to_thread.run_sync(sink.close)
         if expected_bytes is not None and written != expected_bytes:
             raise DownloadError(
                 f"The download of {file_name} was cut short ({written:,} of {expected_bytes:,} bytes); "
                 "nothing was saved under that name. Try again."
             )
         final = await anyio.to_thread.run_sync(_claim_free_name, temporary, folder / file_name)
+    except OSError as exc:
+        raise DownloadError(f"Cannot save {file_name} in {folder}: {exc.strerror or exc}.") from None
     finally:
-        await anyio.Path(temporary).unlink(missing_ok=True)
+        with anyio.CancelScope(shield=True):  # no half file left behind, even on cancellation
+            await anyio.Path(temporary).unlink(missing_ok=True)
     return final, written
 
 

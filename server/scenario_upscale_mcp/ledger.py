@@ -21,6 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from scenario_upscale_mcp.errors import ScenarioError
+
 logger = logging.getLogger(__name__)
 
 FILE_NAME = "ledger.sqlite3"
@@ -140,7 +142,7 @@ WHERE jobs.status NOT IN ('success', 'failure', 'canceled') OR jobs.status = exc
 """
 
 
-class LedgerError(Exception):
+class LedgerError(ScenarioError):
     """The ledger file cannot be used (damaged, too new, locked, unwritable); the message says what to do."""
 
 
@@ -361,6 +363,34 @@ class Ledger:
                 (request_key, model, _dump(inputs), self._clock()),
             )
             return _attempt(db.execute(_SELECT_ATTEMPT, (cursor.lastrowid,)).fetchone())
+
+    def claim_attempt(self, *, request_key: str, model: str, inputs: dict[str, Any]) -> tuple[Attempt, bool]:
+        """Write down a billed request before it is sent, unless an identical one is being sent now.
+
+        Returns (the new attempt, True) when this caller may send; or (the attempt in flight, False)
+        when a young "sending" attempt for the same request exists, in this process or another. One
+        transaction: two callers can never both claim the same request.
+        """
+        now = self._clock()
+        with self._writing() as db:
+            row = db.execute(
+                "SELECT * FROM attempts WHERE request_key = ? AND outcome = 'sending' AND sent_at >= ? "
+                "ORDER BY sent_at DESC, attempt_id DESC LIMIT 1",
+                (request_key, now - STALE_SENDING_SECONDS),
+            ).fetchone()
+            if row is not None:
+                return _attempt(row), False
+            cursor = db.execute(
+                "INSERT INTO attempts (request_key, model, inputs, sent_at, outcome) "
+                "VALUES (?, ?, ?, ?, 'sending')",
+                (request_key, model, _dump(inputs), now),
+            )
+            return _attempt(db.execute(_SELECT_ATTEMPT, (cursor.lastrowid,)).fetchone()), True
+
+    def get_attempt(self, attempt_id: int) -> Attempt | None:
+        with self._reading() as db:
+            row = db.execute(_SELECT_ATTEMPT, (attempt_id,)).fetchone()
+        return None if row is None else _attempt(row)
 
     def finish_attempt(self, attempt_id: int, *, outcome: str, job_id: str | None = None) -> Attempt:
         """Settle an attempt: accepted (with its job), rejected (surely not billed) or uncertain.

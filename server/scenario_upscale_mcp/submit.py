@@ -18,6 +18,7 @@ import functools
 import hashlib
 import json
 import logging
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -25,7 +26,6 @@ from typing import TYPE_CHECKING, Any
 import anyio
 
 from scenario_upscale_mcp.errors import (
-    BadRequestError,
     NotFoundError,
     ParallelLimitError,
     PlanLimitReachedError,
@@ -45,6 +45,7 @@ PLAN_LIMIT_ATTEMPTS = 3
 PLAN_LIMIT_BACKOFF_SECONDS = 2.0
 IN_FLIGHT_HORIZON_SECONDS = 24 * 3600.0  # older rows never seen finishing are not counted as running
 CLOCK_SKEW_SECONDS = 60.0
+SETTLE_GRACE_SECONDS = 15.0
 
 
 @dataclass(frozen=True)
@@ -77,18 +78,28 @@ async def submit(
 ) -> Submitted:
     deadline = anyio.current_time() + wait_budget
     key = submission.request_key
-    if not allow_duplicate:
-        earlier = await _earlier_identical(state, submission, key)
-        if earlier is not None:
-            return earlier
-    await _wait_for_parallel_slot(state, deadline)
-
-    for attempt_number in range(1, PLAN_LIMIT_ATTEMPTS + 1):
-        attempt = await state.in_ledger(
-            lambda ledger: ledger.begin_attempt(
-                request_key=key, model=submission.model_id, inputs=submission.body
+    plan_limit_refusals = 0
+    while True:
+        if not allow_duplicate:
+            earlier = await _earlier_identical(state, submission, key)
+            if earlier is not None:
+                return earlier
+        await _wait_for_parallel_slot(state, deadline)
+        attempt, mine = await state.in_ledger(
+            lambda ledger: (
+                ledger.claim_attempt(request_key=key, model=submission.model_id, inputs=submission.body)
+                if not allow_duplicate
+                else (
+                    ledger.begin_attempt(request_key=key, model=submission.model_id, inputs=submission.body),
+                    True,
+                )
             )
         )
+        if not mine:
+            # The same request is being sent right now (a host retrying, or another server process):
+            # wait for its outcome, then look again instead of sending a second one.
+            await _wait_until_settled(state, attempt, deadline)
+            continue
         try:
             answer = await state.client.generate(submission.model_id, submission.body)
         except SubmissionUncertainError as exc:
@@ -96,12 +107,13 @@ async def submit(
             return await _recover_or_raise(state, submission, attempt, exc)
         except PlanLimitReachedError as exc:
             await _finish(state, attempt, "rejected")
+            plan_limit_refusals += 1
             delay = (
                 exc.retry_after
                 if exc.retry_after is not None
-                else PLAN_LIMIT_BACKOFF_SECONDS * attempt_number
+                else PLAN_LIMIT_BACKOFF_SECONDS * plan_limit_refusals
             )
-            if attempt_number == PLAN_LIMIT_ATTEMPTS or anyio.current_time() + delay > deadline:
+            if plan_limit_refusals == PLAN_LIMIT_ATTEMPTS or anyio.current_time() + delay > deadline:
                 raise await _explain_plan_limit(state, exc) from exc
             logger.info("plan limit reached; trying again in %.1f s", delay)
             await anyio.sleep(delay)
@@ -117,12 +129,38 @@ async def submit(
                 await _finish(state, attempt, "uncertain")
             raise
         if answer.job is None:
-            await _finish(state, attempt, "rejected")
-            raise BadRequestError("The Scenario API accepted the request but returned no job.", status=200)
-        await _finish(state, attempt, "accepted", answer.job.job_id)
-        await _record(state, submission, answer.job, answer.creative_units_cost)
+            # A success without a job: it may well have been billed. Never send it again blindly.
+            await _finish(state, attempt, "uncertain")
+            unclear = SubmissionUncertainError("The API accepted the submission but its answer named no job.")
+            return await _recover_or_raise(state, submission, attempt, unclear)
+        # The job is recorded before the attempt is closed, so that whoever waits on this attempt
+        # finds the job; and neither write may be skipped by a cancellation now that money is spent.
+        with anyio.CancelScope(shield=True):
+            await _record(state, submission, answer.job, answer.creative_units_cost)
+            await _finish(state, attempt, "accepted", answer.job.job_id)
         return Submitted(job=answer.job, cost=answer.creative_units_cost)
-    raise AssertionError("unreachable: the loop returns or raises")  # pragma: no cover
+
+
+async def _wait_until_settled(state: AppState, attempt: Attempt, deadline: float) -> None:
+    """Wait until an attempt in flight elsewhere has an outcome.
+
+    A submission's answer normally comes within a second or two, so this waits at least that long
+    even when the caller's own budget (`wait: 0`) is shorter.
+    """
+    limit = max(deadline, anyio.current_time() + SETTLE_GRACE_SECONDS)
+    interval = 0.1
+    while True:
+        current = await state.in_ledger(lambda ledger: ledger.get_attempt(attempt.attempt_id))
+        if current is None or current.outcome != "sending":
+            return
+        if anyio.current_time() + interval > limit:
+            raise SubmissionUncertainError(
+                f"An identical request is being submitted right now (since {_clock_text(attempt.sent_at)}); it "
+                "was not sent a second time. Call again in a few seconds to get its job, or pass "
+                "allowDuplicate=true to submit another one."
+            )
+        await anyio.sleep(interval)
+        interval = min(interval * 1.5, 1.0)
 
 
 async def _earlier_identical(state: AppState, submission: Submission, key: str) -> Submitted | None:
@@ -130,16 +168,15 @@ async def _earlier_identical(state: AppState, submission: Submission, key: str) 
     record = await state.in_ledger(
         lambda ledger: ledger.find_reusable(key, success_window=REUSE_WINDOW_SECONDS)
     )
-    if record is not None:
-        job = await state.client.get_job(record.job_id)
-        await observe(state, job)
-        when = _clock_text(record.created_at)
+    job = await _still_worth_reusing(state, record) if record is not None else None
+    if record is not None and job is not None:
         return Submitted(
             job=job,
             cost=record.cost,
             notice=(
-                f"An identical request was already submitted at {when} as job {record.job_id}; that job is "
-                "returned instead of paying again. Pass allowDuplicate=true to submit a new job anyway."
+                f"An identical request was already submitted at {_clock_text(record.created_at)} as job "
+                f"{record.job_id}; that job is returned instead of paying again. Pass allowDuplicate=true "
+                "to submit a new job anyway."
             ),
         )
     uncertain = await state.in_ledger(
@@ -162,6 +199,18 @@ async def _earlier_identical(state: AppState, submission: Submission, key: str) 
         "accepted (and billed); it is not sent again automatically. Check your recent jobs on "
         "app.scenario.com, then pass allowDuplicate=true to submit anyway."
     )
+
+
+async def _still_worth_reusing(state: AppState, record: JobRecord) -> Job | None:
+    """The earlier job as it is now, unless it failed, vanished, or is too old to still be running."""
+    if record.created_at < time.time() - IN_FLIGHT_HORIZON_SECONDS:
+        return None
+    try:
+        job = await state.client.get_job(record.job_id)
+    except NotFoundError:
+        return None  # not this account's any more (or the simulator restarted)
+    await observe(state, job)
+    return None if job.status in ("failure", "canceled") else job
 
 
 async def _recover_or_raise(
@@ -204,7 +253,9 @@ async def _find_created_job(state: AppState, submission: Submission, attempt: At
         .replace("+00:00", "Z")
     )
     candidates = await state.client.list_jobs(created_after=since)
-    for job in sorted(candidates, key=lambda job: job.created_at or ""):
+    # Filtered here too: an API that ignored createdAfter must not hand back an older identical job.
+    recent = [job for job in candidates if _timestamp(job.created_at) >= attempt.sent_at - CLOCK_SKEW_SECONDS]
+    for job in sorted(recent, key=lambda job: _timestamp(job.created_at)):
         sent = job.metadata.input or {}
         if not all(sent.get(name) == value for name, value in submission.body.items()):
             continue
@@ -321,6 +372,16 @@ async def _finish(state: AppState, attempt: Attempt, outcome: str, job_id: str |
 
 def _get_job_record(ledger: Ledger, *, job_id: str) -> JobRecord | None:
     return ledger.get_job(job_id)
+
+
+def _timestamp(iso: str | None) -> float:
+    """Unix seconds of an ISO 8601 instant from the API; 0 when missing or unreadable."""
+    if not iso:
+        return 0.0
+    try:
+        return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return 0.0
 
 
 def _clock_text(timestamp: float) -> str:

@@ -102,9 +102,13 @@ async def upload_in_parts(
             data = await anyio.to_thread.run_sync(_read_range, image.path, offset, part_size)
             await client.put_part(url, data)
 
-    async with anyio.create_task_group() as group:
-        for part in upload.parts:
-            group.start_soon(send, part.number, part.url)
+    try:
+        async with anyio.create_task_group() as group:
+            for part in upload.parts:
+                group.start_soon(send, part.number, part.url)
+    except ExceptionGroup as failure:
+        # The first failed part says what went wrong; the others were cancelled because of it.
+        raise failure.exceptions[0] from None
     await client.complete_upload(upload.id)
 
     interval = poll_initial

@@ -34,8 +34,14 @@ async def system_resolver(host: str, port: int) -> list[str]:
 def refusal(address: str) -> str | None:
     """Why this address may not be fetched from, or None if it is public."""
     ip = ipaddress.ip_address(address.split("%", 1)[0])  # drop an IPv6 zone id
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
+    if isinstance(ip, ipaddress.IPv6Address):
+        # IPv6 forms that carry an IPv4 address inside reach that address: judge it instead.
+        if ip.ipv4_mapped is not None:
+            ip = ip.ipv4_mapped
+        elif ip.sixtofour is not None:
+            return refusal(str(ip.sixtofour)) or refusal_of_v6(ip)
+        elif ip.teredo is not None:
+            return next((r for r in map(refusal, map(str, ip.teredo)) if r), None) or refusal_of_v6(ip)
     checks = (
         (ip.is_loopback, "loopback"),
         (ip.is_unspecified, "unspecified"),
@@ -46,6 +52,11 @@ def refusal(address: str) -> str | None:
         (not ip.is_global, "not publicly routable"),
     )
     return next((label for failed, label in checks if failed), None)
+
+
+def refusal_of_v6(ip: ipaddress.IPv6Address) -> str | None:
+    """The plain IPv6 checks, for an address whose embedded IPv4 address passed."""
+    return None if ip.is_global else "not publicly routable"
 
 
 def host_checker(resolver: Resolver) -> Callable[[str, int], Awaitable[None]]:

@@ -118,3 +118,21 @@ async def test_an_https_image_on_a_public_host_is_fetched_and_uploaded(
     assert (uploaded["width"], uploaded["height"]) == (33, 22)
     with Image.open(io.BytesIO(sandbox.assets[uploaded["assetId"]].data)) as image:
         assert image.size == (33, 22)
+
+
+async def test_a_refused_part_fails_with_a_clear_message(
+    client: Client, api: RecordingTransport, folders: dict[str, Path]
+) -> None:
+    path = noise_png(folders["images"] / "big.png", 7)
+    inner = api.inner
+
+    class RefusingStorage(httpx2.AsyncBaseTransport):
+        async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
+            if request.method == "PUT":
+                return httpx2.Response(403, text="<Error><Code>AccessDenied</Code></Error>")
+            return await inner.handle_async_request(request)
+
+    api.inner = RefusingStorage()
+    result = await client.call_tool("upload_image", {"image": str(path)})
+    assert result.is_error
+    assert "Uploading a part of the image was refused (HTTP 403)" in result.content[0].text  # type: ignore[union-attr]

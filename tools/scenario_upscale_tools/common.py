@@ -59,7 +59,13 @@ IMAGE_REFERENCE_HELP = (
 # No length bound: a data: URI is as long as its image; its decoded size is capped instead.
 ImageReference = Annotated[str, Field(min_length=1, description=f"Image: {IMAGE_REFERENCE_HELP}.")]
 JobId = Annotated[
-    str, Field(min_length=1, max_length=200, description="A job id as returned by an upscale tool.")
+    str,
+    Field(
+        min_length=1,
+        max_length=200,
+        pattern=r"^[A-Za-z0-9_-]+$",
+        description="A job id as returned by an upscale tool (e.g. job_abc123).",
+    ),
 ]
 DryRun = Annotated[
     bool,

@@ -14,6 +14,7 @@ import anyio
 from mcp.types import CallToolResult, ContentBlock, ImageContent, ResourceLink, TextContent
 from pydantic import BaseModel
 
+from scenario_upscale_mcp.errors import ScenarioError
 from scenario_upscale_mcp.files import SavedFile, make_preview
 from scenario_upscale_mcp.jobs import NamingHint, save_job_outputs
 from scenario_upscale_mcp.submit import observe
@@ -30,7 +31,10 @@ if TYPE_CHECKING:
 async def settle(
     state: AppState, job: Job, folder: Path, *, cost: float | None = None, notice: str | None = None
 ) -> tuple[JobView, list[SavedFile]]:
-    """Record the job's state; if it succeeded, save its outputs. Returns its view and the saved files."""
+    """Record the job's state; if it succeeded, save its outputs. Returns its view and the saved files.
+
+    A failure to save does not fail the answer: the view carries it as its notice, with no files.
+    """
     record = await observe(state, job)
     cost = cost if cost is not None else record.cost
     if job.status != "success":
@@ -40,7 +44,16 @@ async def settle(
         # A job returned again (an identical request, a second wait) keeps the files it already has.
         outputs = [OutputFile.model_validate(output) for output in record.outputs]
         return JobView.of(job, record.model, cost=cost, outputs=outputs, notice=notice), already
-    saved = await save_job_outputs(state.client, job, folder, naming_for(record, job))
+    try:
+        saved = await save_job_outputs(state.client, job, folder, naming_for(record, job))
+    except ScenarioError as exc:
+        # The job is done and paid for: its answer must still come back, saying what to do.
+        failed = (
+            f"The job succeeded but its outputs could not be saved: {exc} Call download_assets with "
+            f"jobId {job.job_id} to try again."
+        )
+        notice = f"{notice} {failed}" if notice else failed
+        return JobView.of(job, record.model, cost=cost, notice=notice), []
     outputs = [
         OutputFile.saved(asset_id, file) for asset_id, file in zip(job.metadata.asset_ids, saved, strict=True)
     ]

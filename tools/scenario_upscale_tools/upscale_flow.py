@@ -115,15 +115,11 @@ async def _answer(
     view, saved = await settle(state, job, folder, cost=cost, notice=notice)
     result = UpscaleResult.model_validate(view.model_dump())
     if job.status == "success":
-        lines = [
-            f"Job {job.job_id} succeeded"
-            + (
-                f" ({view.creativeUnitsCost:g} creative units)."
-                if view.creativeUnitsCost is not None
-                else "."
-            )
-        ]
-        lines += [f"Saved {o.path} ({o.width}×{o.height}, {o.bytes:,} bytes)." for o in view.outputs]
+        cost_text = (
+            f" ({view.creativeUnitsCost:g} creative units)" if view.creativeUnitsCost is not None else ""
+        )
+        lines = [f"Job {job.job_id} succeeded{cost_text}."]
+        lines += [f"Saved {file.path} ({file.width}×{file.height}, {file.bytes:,} bytes)." for file in saved]
     elif job.is_terminal:
         lines = [f"Job {job.job_id} ended with status {job.status}."]
         if view.error:
@@ -136,8 +132,8 @@ async def _answer(
             f"wait_for_jobs with jobIds [{job.job_id!r}] to wait for it and save the result, or get_job to check it."
         )
         lines = [f"Job {job.job_id} is {job.status} ({job.progress:.0%}).", result.next]
-    if notice:
-        lines.append(notice)
+    if view.notice:
+        lines.append(view.notice)
     return await answer(result, " ".join(lines), saved)
 
 

@@ -13,7 +13,6 @@ from scenario_upscale_mcp.api_models import Job
 from scenario_upscale_mcp.errors import MissingCredentialsError, NotFoundError, ScenarioError
 from scenario_upscale_mcp.files import SavedFile, resolve_output_dir
 from scenario_upscale_mcp.jobs import watch_jobs
-from scenario_upscale_mcp.submit import observe
 from scenario_upscale_tools.common import (
     JobId,
     JobView,
@@ -78,12 +77,7 @@ async def wait_for_jobs(
     async with anyio.create_task_group() as savers:
 
         async def save(job: Job) -> None:
-            try:
-                settled[job.job_id] = await settle(state, job, folder)
-            except ScenarioError as exc:
-                record = await observe(state, job)
-                notice = f"The job finished but saving its outputs failed: {exc}"
-                settled[job.job_id] = (JobView.of(job, record.model, cost=record.cost, notice=notice), [])
+            settled[job.job_id] = await settle(state, job, folder)
 
         async def on_update(job: Job) -> None:
             if job.is_terminal:  # reported once: a finished job is not polled again
