@@ -68,10 +68,6 @@ class Settings(BaseSettings):
     def _expand_dirs(cls, value: list[Path]) -> list[Path]:
         return [path.expanduser().resolve() for path in value]
 
-    @property
-    def has_credentials(self) -> bool:
-        return bool(self.api_key and self.api_secret and self.api_key.get_secret_value())
-
     def credentials(self) -> tuple[str, str] | None:
         """The Basic-auth pair, or None when none is configured (the sandbox needs none)."""
         if self.api_key and self.api_secret:

@@ -86,11 +86,6 @@ def parse_reference(reference: str, field: str) -> Reference:
     return LocalReference(path)
 
 
-def check_local(reference: LocalReference, settings: Settings, field: str) -> LocalImage:
-    """Every reading rule, for a local file (blocking: run in a worker thread)."""
-    return check_readable(reference.path, settings, field)
-
-
 def decode_data_uri(reference: DataReference, settings: Settings, folder: Path, field: str) -> LocalImage:
     """Write a data: URI's bytes to a file in `folder` and check it as an image (blocking)."""
     match = DATA_URI.match(reference.text)
@@ -176,7 +171,7 @@ async def resolve_images(
     stems: dict[str, str] = {}
     for field, reference in parsed.items():
         if isinstance(reference, LocalReference):
-            local[field] = await anyio.to_thread.run_sync(check_local, reference, settings, field)
+            local[field] = await anyio.to_thread.run_sync(check_readable, reference.path, settings, field)
             stems[field] = local[field].path.stem
         elif isinstance(reference, DataReference):
             local[field] = await anyio.to_thread.run_sync(

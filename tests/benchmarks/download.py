@@ -12,7 +12,6 @@ during the call (goal < 64 MiB).
 from __future__ import annotations
 
 import argparse
-import statistics
 import subprocess
 import tempfile
 import time
@@ -28,6 +27,7 @@ from tests.benchmarks.support import (
     noise_png,
     server_over_stdio,
     simulator_process,
+    throughput_figures,
     upload_through_parts,
 )
 
@@ -70,13 +70,7 @@ async def run(megabytes: float, runs: int) -> dict[str, float]:
                 assert saved.stat().st_size == size
                 saved.unlink()
                 peaks.append(watch.peak_above_idle())
-    return {
-        "bytes": size,
-        "ours_mb_s": size / statistics.median(ours) / 1e6,
-        "curl_mb_s": size / statistics.median(theirs) / 1e6,
-        "ratio": statistics.median(theirs) / statistics.median(ours),
-        "peak": max(peaks),
-    }
+    return throughput_figures(size, ours, theirs, peaks)
 
 
 def main(argv: list[str] | None = None) -> dict[str, float]:

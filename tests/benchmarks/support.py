@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import statistics
 import subprocess
 import sys
 import threading
@@ -180,6 +181,19 @@ class MemoryWatch:
     def peak_above_idle(self, until: float | None = None) -> int:
         values = [rss for when, rss in self.samples if until is None or when <= until]
         return max(values, default=self.idle) - self.idle
+
+
+def throughput_figures(
+    size: int, ours: list[float], theirs: list[float], peaks: list[int]
+) -> dict[str, float]:
+    """Medians of timed runs as MB/s for us and the reference, their ratio, and the worst memory peak."""
+    return {
+        "bytes": size,
+        "ours_mb_s": size / statistics.median(ours) / 1e6,
+        "curl_mb_s": size / statistics.median(theirs) / 1e6,
+        "ratio": statistics.median(theirs) / statistics.median(ours),
+        "peak": max(peaks),
+    }
 
 
 def mib(value: float) -> str:

@@ -11,7 +11,6 @@ Prints throughput for both, their ratio, and the server's peak resident memory a
 from __future__ import annotations
 
 import argparse
-import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -20,7 +19,15 @@ import anyio
 import httpx2
 
 from scenario_upscale_mcp.uploads import PART_CONCURRENCY, part_plan
-from tests.benchmarks.support import AUTH, MemoryWatch, mib, noise_png, server_over_stdio, simulator_process
+from tests.benchmarks.support import (
+    AUTH,
+    MemoryWatch,
+    mib,
+    noise_png,
+    server_over_stdio,
+    simulator_process,
+    throughput_figures,
+)
 
 
 async def curl_upload_seconds(base_url: str, path: Path, folder: Path) -> float:
@@ -86,13 +93,7 @@ async def run(megabytes: float, runs: int) -> dict[str, float]:
                 assert result.structured_content is not None and not result.structured_content["reused"]
                 peaks.append(watch.peak_above_idle())
                 copy.unlink()
-    return {
-        "bytes": size,
-        "ours_mb_s": size / statistics.median(ours) / 1e6,
-        "curl_mb_s": size / statistics.median(theirs) / 1e6,
-        "ratio": statistics.median(theirs) / statistics.median(ours),
-        "peak": max(peaks),
-    }
+    return throughput_figures(size, ours, theirs, peaks)
 
 
 def main(argv: list[str] | None = None) -> dict[str, float]:
