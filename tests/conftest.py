@@ -7,7 +7,7 @@ import os
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
-import httpx2
+import httpx
 import pytest
 from mcp import Client
 from mcp.server.mcpserver import MCPServer
@@ -41,19 +41,19 @@ def mode(request: pytest.FixtureRequest) -> str:
     return value
 
 
-class RecordingTransport(httpx2.AsyncBaseTransport):
+class RecordingTransport(httpx.AsyncBaseTransport):
     """Passes requests to the sandbox app in-process and remembers each one.
 
     `web` plays the rest of the internet for image-URL tests: a request to one of its host names is
     answered by its handler, still in-process. Nothing here ever opens a socket.
     """
 
-    def __init__(self, inner: httpx2.AsyncBaseTransport) -> None:
+    def __init__(self, inner: httpx.AsyncBaseTransport) -> None:
         self.inner = inner
-        self.requests: list[httpx2.Request] = []
-        self.web: dict[str, Callable[[httpx2.Request], httpx2.Response]] = {}
+        self.requests: list[httpx.Request] = []
+        self.web: dict[str, Callable[[httpx.Request], httpx.Response]] = {}
 
-    async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         self.requests.append(request)
         handler = self.web.get(request.url.host)
         if handler is not None:
@@ -93,7 +93,7 @@ def sandbox() -> Sandbox:
 
 @pytest.fixture
 def api(sandbox: Sandbox) -> RecordingTransport:
-    return RecordingTransport(httpx2.ASGITransport(app=sandbox.app))
+    return RecordingTransport(httpx.ASGITransport(app=sandbox.app))
 
 
 @pytest.fixture

@@ -1,15 +1,14 @@
-"""The API client's choke point, against httpx2.MockTransport fakes: error bodies, retries, no double billing."""
+"""The API client's choke point, against httpx.MockTransport fakes: error bodies, retries, no double billing."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
-import httpx2
+import httpx
 import pytest
 
-from scenario_upscale_mcp.client import ScenarioClient
-from scenario_upscale_mcp.config import Settings
-from scenario_upscale_mcp.errors import (
+from scenario_upscale_mcp.api.client import ScenarioClient
+from scenario_upscale_mcp.api.errors import (
     ApiUnreachableError,
     AuthenticationError,
     BadRequestError,
@@ -20,17 +19,18 @@ from scenario_upscale_mcp.errors import (
     ServerError,
     SubmissionUncertainError,
 )
+from scenario_upscale_mcp.config import Settings
 
 pytestmark = pytest.mark.anyio
 
 JOB = {"job": {"jobId": "job_1", "status": "queued", "progress": 0.1}}
-Handler = Callable[[httpx2.Request], httpx2.Response]
+Handler = Callable[[httpx.Request], httpx.Response]
 
 
-def make_client(handler: Handler, **overrides: object) -> tuple[ScenarioClient, list[httpx2.Request]]:
-    seen: list[httpx2.Request] = []
+def make_client(handler: Handler, **overrides: object) -> tuple[ScenarioClient, list[httpx.Request]]:
+    seen: list[httpx.Request] = []
 
-    def record(request: httpx2.Request) -> httpx2.Response:
+    def record(request: httpx.Request) -> httpx.Response:
         seen.append(request)
         return handler(request)
 
@@ -41,23 +41,23 @@ def make_client(handler: Handler, **overrides: object) -> tuple[ScenarioClient, 
     }
     values.update(overrides)
     settings = Settings(**values)  # type: ignore[arg-type]
-    return ScenarioClient(settings, transport=httpx2.MockTransport(record), retry_base_seconds=0.001), seen
+    return ScenarioClient(settings, transport=httpx.MockTransport(record), retry_base_seconds=0.001), seen
 
 
 async def test_requests_carry_basic_auth_and_the_project_id() -> None:
-    client, seen = make_client(lambda r: httpx2.Response(200, json=JOB), project_id="proj_9")
+    client, seen = make_client(lambda r: httpx.Response(200, json=JOB), project_id="proj_9")
     async with client:
         job = await client.get_job("job_1")
 
     assert job.job_id == "job_1" and job.status == "queued"
     [request] = seen
-    assert request.headers["authorization"] == httpx2.BasicAuth("key", "s3cr3t-value")._auth_header
+    assert request.headers["authorization"] == httpx.BasicAuth("key", "s3cr3t-value")._auth_header
     assert request.url.params["projectId"] == "proj_9"
     assert str(request.url).startswith("https://api.test/v1/jobs/job_1")
 
 
 async def test_no_credentials_means_no_request_and_an_error_naming_the_variables() -> None:
-    client, seen = make_client(lambda r: httpx2.Response(200, json=JOB), api_key=None, api_secret=None)
+    client, seen = make_client(lambda r: httpx.Response(200, json=JOB), api_key=None, api_secret=None)
     async with client:
         with pytest.raises(MissingCredentialsError) as caught:
             await client.get_job("job_1")
@@ -103,10 +103,10 @@ async def test_no_credentials_means_no_request_and_an_error_naming_the_variables
 async def test_error_bodies_become_typed_errors(
     status: int, body: object, error_type: type[Exception], expected: str
 ) -> None:
-    def answer(request: httpx2.Request) -> httpx2.Response:
+    def answer(request: httpx.Request) -> httpx.Response:
         if isinstance(body, str):
-            return httpx2.Response(status, text=body)
-        return httpx2.Response(status, json=body)
+            return httpx.Response(status, text=body)
+        return httpx.Response(status, json=body)
 
     client, _ = make_client(answer)
     async with client:
@@ -119,9 +119,9 @@ async def test_error_bodies_become_typed_errors(
 async def test_reads_are_retried_on_5xx_honouring_retry_after() -> None:
     answers = iter(
         [
-            httpx2.Response(503, headers={"Retry-After": "0"}),
-            httpx2.Response(502),
-            httpx2.Response(200, json=JOB),
+            httpx.Response(503, headers={"Retry-After": "0"}),
+            httpx.Response(502),
+            httpx.Response(200, json=JOB),
         ]
     )
     client, seen = make_client(lambda r: next(answers))
@@ -133,7 +133,7 @@ async def test_reads_are_retried_on_5xx_honouring_retry_after() -> None:
 
 
 async def test_reads_give_up_after_three_attempts() -> None:
-    client, seen = make_client(lambda r: httpx2.Response(500, json={"reason": "boom"}))
+    client, seen = make_client(lambda r: httpx.Response(500, json={"reason": "boom"}))
     async with client:
         with pytest.raises(ServerError, match="boom"):
             await client.get_job("job_1")
@@ -143,12 +143,12 @@ async def test_reads_give_up_after_three_attempts() -> None:
 async def test_reads_are_retried_on_timeouts() -> None:
     calls = 0
 
-    def answer(request: httpx2.Request) -> httpx2.Response:
+    def answer(request: httpx.Request) -> httpx.Response:
         nonlocal calls
         calls += 1
         if calls == 1:
-            raise httpx2.ReadTimeout("slow", request=request)
-        return httpx2.Response(200, json=JOB)
+            raise httpx.ReadTimeout("slow", request=request)
+        return httpx.Response(200, json=JOB)
 
     client, _ = make_client(answer)
     async with client:
@@ -157,7 +157,7 @@ async def test_reads_are_retried_on_timeouts() -> None:
 
 
 async def test_a_generate_answered_with_500_is_never_retried() -> None:
-    client, seen = make_client(lambda r: httpx2.Response(500, json={"reason": "oops"}))
+    client, seen = make_client(lambda r: httpx.Response(500, json={"reason": "oops"}))
     async with client:
         with pytest.raises(SubmissionUncertainError, match="not sent again"):
             await client.generate("model_upscale-v3", {"image": "asset_1"})
@@ -165,8 +165,8 @@ async def test_a_generate_answered_with_500_is_never_retried() -> None:
 
 
 async def test_a_generate_that_timed_out_after_sending_is_never_retried() -> None:
-    def answer(request: httpx2.Request) -> httpx2.Response:
-        raise httpx2.ReadTimeout("no answer", request=request)
+    def answer(request: httpx.Request) -> httpx.Response:
+        raise httpx.ReadTimeout("no answer", request=request)
 
     client, seen = make_client(answer)
     async with client:
@@ -178,12 +178,12 @@ async def test_a_generate_that_timed_out_after_sending_is_never_retried() -> Non
 async def test_a_generate_whose_connection_never_opened_is_retried() -> None:
     calls = 0
 
-    def answer(request: httpx2.Request) -> httpx2.Response:
+    def answer(request: httpx.Request) -> httpx.Response:
         nonlocal calls
         calls += 1
         if calls == 1:
-            raise httpx2.ConnectError("refused", request=request)
-        return httpx2.Response(200, json=JOB)
+            raise httpx.ConnectError("refused", request=request)
+        return httpx.Response(200, json=JOB)
 
     client, _ = make_client(answer)
     async with client:
@@ -193,7 +193,7 @@ async def test_a_generate_whose_connection_never_opened_is_retried() -> None:
 
 async def test_a_plan_limit_is_not_retried_hot() -> None:
     body = {"reason": "x", "name": "PlanLimitReachedError", "details": {"actionName": "parallel-custom-jobs"}}
-    client, seen = make_client(lambda r: httpx2.Response(429, json=body))
+    client, seen = make_client(lambda r: httpx.Response(429, json=body))
     async with client:
         with pytest.raises(PlanLimitReachedError):
             await client.generate("model_upscale-v3", {"image": "asset_1"})
@@ -201,7 +201,7 @@ async def test_a_plan_limit_is_not_retried_hot() -> None:
 
 
 async def test_a_dry_run_reads_the_269_answer() -> None:
-    client, seen = make_client(lambda r: httpx2.Response(269, json={"creativeUnitsCost": 12}))
+    client, seen = make_client(lambda r: httpx.Response(269, json={"creativeUnitsCost": 12}))
     async with client:
         answer = await client.generate("model_upscale-v3", {"image": "asset_1"}, dry_run=True)
     assert answer.creative_units_cost == 12 and answer.job is None
@@ -209,8 +209,8 @@ async def test_a_dry_run_reads_the_269_answer() -> None:
 
 
 async def test_unreachable_api_says_so_without_secrets() -> None:
-    def answer(request: httpx2.Request) -> httpx2.Response:
-        raise httpx2.ConnectError("refused", request=request)
+    def answer(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError("refused", request=request)
 
     client, seen = make_client(answer)
     async with client:
@@ -221,7 +221,7 @@ async def test_unreachable_api_says_so_without_secrets() -> None:
 
 
 async def test_downloads_send_no_api_credentials() -> None:
-    client, seen = make_client(lambda r: httpx2.Response(200, content=b"png-bytes"))
+    client, seen = make_client(lambda r: httpx.Response(200, content=b"png-bytes"))
     async with client, client.open_download("https://cdn.test/asset_1.png?sig=x") as (length, chunks):
         data = b"".join([chunk async for chunk in chunks])
     assert data == b"png-bytes" and length == 9
@@ -229,7 +229,7 @@ async def test_downloads_send_no_api_credentials() -> None:
 
 
 async def test_a_generate_answered_200_with_no_json_is_uncertain_not_rejected() -> None:
-    client, seen = make_client(lambda r: httpx2.Response(200, text="<html>gateway</html>"))
+    client, seen = make_client(lambda r: httpx.Response(200, text="<html>gateway</html>"))
     async with client:
         with pytest.raises(SubmissionUncertainError):
             await client.generate("model_upscale-v3", {"image": "asset_1"})
@@ -237,13 +237,13 @@ async def test_a_generate_answered_200_with_no_json_is_uncertain_not_rejected() 
 
 
 async def test_an_empty_success_answer_is_fine_for_a_non_billed_call() -> None:
-    client, _ = make_client(lambda r: httpx2.Response(204))
+    client, _ = make_client(lambda r: httpx.Response(204))
     async with client:
         await client.complete_upload("upload_1")
 
 
 async def test_ids_stay_one_path_segment() -> None:
-    client, seen = make_client(lambda r: httpx2.Response(200, json=JOB))
+    client, seen = make_client(lambda r: httpx.Response(200, json=JOB))
     async with client:
         await client.get_job("a/../b?x=1")
     assert seen[0].url.raw_path.decode().startswith("/v1/jobs/a%2F..%2Fb%3Fx%3D1")

@@ -11,7 +11,7 @@ import anyio
 import pytest
 from PIL import Image
 
-from scenario_upscale_mcp.errors import DownloadError
+from scenario_upscale_mcp.api.errors import DownloadError
 from scenario_upscale_mcp.files import (
     PREVIEW_MAX_BYTES,
     PREVIEW_MAX_EDGE,

@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import httpx2
+import httpx
 import pytest
 from mcp import Client
 
@@ -146,7 +146,7 @@ async def test_a_request_for_another_host_name_is_refused(
 ) -> None:
     """DNS-rebinding protection: a page on evil.example resolving to 127.0.0.1 gets nowhere."""
     url = start_server(folders_env)
-    async with httpx2.AsyncClient(trust_env=False) as http:
+    async with httpx.AsyncClient(trust_env=False) as http:
         response = await http.post(
             url,
             headers={

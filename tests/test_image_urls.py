@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import base64
 
-import httpx2
+import httpx
 import pytest
 from mcp import Client
 
@@ -93,7 +93,7 @@ async def test_every_redirect_is_checked_too(
     client: Client, api: RecordingTransport, dns: dict[str, list[str]]
 ) -> None:
     dns["cdn.example.com"] = ["93.184.215.14"]
-    api.web["cdn.example.com"] = lambda request: httpx2.Response(
+    api.web["cdn.example.com"] = lambda request: httpx.Response(
         302, headers={"location": "https://169.254.169.254/latest/meta-data/iam"}
     )
     text = await refused(client, "https://cdn.example.com/pic.png")
@@ -106,10 +106,10 @@ async def test_a_redirect_to_a_public_host_is_followed(
 ) -> None:
     dns["short.example"] = ["93.184.215.14"]
     dns["images.example.org"] = ["2606:2800:21f:cb07:6820:80da:af6b:8b2c"]
-    api.web["short.example"] = lambda request: httpx2.Response(
+    api.web["short.example"] = lambda request: httpx.Response(
         301, headers={"location": "https://images.example.org/a.png"}
     )
-    api.web["images.example.org"] = lambda request: httpx2.Response(200, content=png_bytes(12, 10))
+    api.web["images.example.org"] = lambda request: httpx.Response(200, content=png_bytes(12, 10))
     result = await client.call_tool("upload_image", {"image": "https://short.example/x"})
     assert not result.is_error, result.content
     assert result.structured_content is not None
@@ -120,7 +120,7 @@ async def test_a_url_body_that_is_not_an_image_is_refused(
     client: Client, api: RecordingTransport, dns: dict[str, list[str]]
 ) -> None:
     dns["example.com"] = ["93.184.215.14"]
-    api.web["example.com"] = lambda request: httpx2.Response(200, text="<html>login</html>")
+    api.web["example.com"] = lambda request: httpx.Response(200, text="<html>login</html>")
     text = await refused(client, "https://example.com/cat.png")
     assert "does not decode as an image" in text
     assert not any(r.url.path.startswith("/v1/") for r in api.requests)  # nothing uploaded
@@ -130,7 +130,7 @@ async def test_a_url_body_over_the_cap_is_refused(
     settings_cap: None, client: Client, api: RecordingTransport, dns: dict[str, list[str]]
 ) -> None:
     dns["example.com"] = ["93.184.215.14"]
-    api.web["example.com"] = lambda request: httpx2.Response(200, content=png_bytes() + b"\0" * 5000)
+    api.web["example.com"] = lambda request: httpx.Response(200, content=png_bytes() + b"\0" * 5000)
     text = await refused(client, "https://example.com/big.png")
     assert "over the 4,000-byte limit" in text or "the limit is 4,000" in text
     assert not any(r.url.path.startswith("/v1/") for r in api.requests)

@@ -584,7 +584,7 @@ def test_two_ledgers_on_one_file_in_one_process(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_importing_the_ledger_stays_light() -> None:
-    heavy = ["mcp", "httpx2", "pydantic", "pydantic_settings", "PIL", "anyio"]
+    heavy = ["mcp", "httpx", "pydantic", "pydantic_settings", "PIL", "anyio"]
     script = (
         "import sys\n"
         "import scenario_upscale_mcp.ledger\n"

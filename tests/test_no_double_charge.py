@@ -250,7 +250,7 @@ async def test_a_job_whose_output_cannot_be_saved_still_answers_with_the_job(
     from scenario_upscale_mcp import jobs
 
     async def disk_full(*args: Any, **kwargs: Any) -> Any:
-        from scenario_upscale_mcp.errors import DownloadError
+        from scenario_upscale_mcp.api.errors import DownloadError
 
         raise DownloadError("Cannot save x.png: No space left on device.")
 

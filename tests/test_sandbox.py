@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import anyio
-import httpx2
+import httpx
 import pytest
 from PIL import Image
 
@@ -57,32 +57,32 @@ def sim() -> Sandbox:
 
 
 @pytest.fixture
-async def http(sim: Sandbox) -> AsyncIterator[httpx2.AsyncClient]:
+async def http(sim: Sandbox) -> AsyncIterator[httpx.AsyncClient]:
     """An authenticated API client; the app runs in-process."""
-    transport = httpx2.ASGITransport(app=sim.app)
-    async with httpx2.AsyncClient(transport=transport, base_url=BASE_URL, auth=("key", "secret")) as client:
+    transport = httpx.ASGITransport(app=sim.app)
+    async with httpx.AsyncClient(transport=transport, base_url=BASE_URL, auth=("key", "secret")) as client:
         yield client
 
 
 @pytest.fixture
-async def storage(sim: Sandbox) -> AsyncIterator[httpx2.AsyncClient]:
+async def storage(sim: Sandbox) -> AsyncIterator[httpx.AsyncClient]:
     """A client without credentials, for signed CDN and part URLs (as for S3 and a CDN)."""
-    async with httpx2.AsyncClient(transport=httpx2.ASGITransport(app=sim.app)) as client:
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=sim.app)) as client:
         yield client
 
 
-async def upload(http: httpx2.AsyncClient, data: bytes, name: str = "input.png") -> str:
+async def upload(http: httpx.AsyncClient, data: bytes, name: str = "input.png") -> str:
     response = await http.post("/assets", json={"image": base64.b64encode(data).decode(), "name": name})
     assert response.status_code == 200, response.text
     asset_id: str = response.json()["asset"]["id"]
     return asset_id
 
 
-async def generate(http: httpx2.AsyncClient, model: str, body: dict[str, Any]) -> httpx2.Response:
+async def generate(http: httpx.AsyncClient, model: str, body: dict[str, Any]) -> httpx.Response:
     return await http.post(f"/generate/custom/{model}", json=body)
 
 
-async def wait_for_job(http: httpx2.AsyncClient, job_id: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+async def wait_for_job(http: httpx.AsyncClient, job_id: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """Poll until terminal; return the final job and every snapshot seen."""
     snapshots: list[dict[str, Any]] = []
     with anyio.fail_after(5):
@@ -96,7 +96,7 @@ async def wait_for_job(http: httpx2.AsyncClient, job_id: str) -> tuple[dict[str,
             await anyio.sleep(0.005)
 
 
-async def wait_for_upload(http: httpx2.AsyncClient, upload_id: str) -> dict[str, Any]:
+async def wait_for_upload(http: httpx.AsyncClient, upload_id: str) -> dict[str, Any]:
     with anyio.fail_after(5):
         while True:
             upload: dict[str, Any] = (await http.get(f"/uploads/{upload_id}")).json()["upload"]
@@ -105,7 +105,7 @@ async def wait_for_upload(http: httpx2.AsyncClient, upload_id: str) -> dict[str,
             await anyio.sleep(0.005)
 
 
-def error_of(response: httpx2.Response) -> dict[str, Any]:
+def error_of(response: httpx.Response) -> dict[str, Any]:
     body: dict[str, Any] = response.json()
     assert set(body) <= {"reason", "name", "details"}
     return body
@@ -115,7 +115,7 @@ def error_of(response: httpx2.Response) -> dict[str, Any]:
 
 
 async def test_every_response_says_it_comes_from_the_simulator(
-    http: httpx2.AsyncClient, storage: httpx2.AsyncClient
+    http: httpx.AsyncClient, storage: httpx.AsyncClient
 ) -> None:
     index = await storage.get("http://sandbox.test/")
     assert index.json()["simulator"] is True
@@ -141,14 +141,14 @@ async def test_every_response_says_it_comes_from_the_simulator(
 )
 async def test_api_routes_need_a_basic_key_and_secret(sim: Sandbox, authorization: str | None) -> None:
     headers = {"Authorization": authorization} if authorization else {}
-    async with httpx2.AsyncClient(transport=httpx2.ASGITransport(app=sim.app), base_url=BASE_URL) as client:
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=sim.app), base_url=BASE_URL) as client:
         response = await client.get("/jobs", headers=headers)
 
     assert response.status_code == 401
     assert error_of(response)["name"] == "UnauthorizedError"
 
 
-async def test_the_model_schemas_list_every_documented_input(http: httpx2.AsyncClient, sim: Sandbox) -> None:
+async def test_the_model_schemas_list_every_documented_input(http: httpx.AsyncClient, sim: Sandbox) -> None:
     v3 = (await http.get(f"/models/{V3}")).json()["model"]
     texture = (await http.get(f"/models/{TEXTURE}", params={"projectId": "proj_1"})).json()["model"]
 
@@ -167,7 +167,7 @@ async def test_the_model_schemas_list_every_documented_input(http: httpx2.AsyncC
     assert texture_inputs["imagePrompt"]["maxLength"] == 4
     assert texture_inputs["baseModel"]["allowedValues"] == ["FLUX.1-dev", "FLUX.1-Krea-dev"]
 
-    async with httpx2.AsyncClient(transport=httpx2.ASGITransport(app=sim.app), base_url=BASE_URL) as public:
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=sim.app), base_url=BASE_URL) as public:
         with_public_token = await public.get(f"/models/{V3}", headers={"Authorization": "public-auth-token"})
     assert with_public_token.status_code == 200
     unknown = await http.get("/models/model_nope")
@@ -179,7 +179,7 @@ async def test_the_model_schemas_list_every_documented_input(http: httpx2.AsyncC
 
 
 async def test_an_uploaded_image_round_trips_through_the_signed_cdn(
-    http: httpx2.AsyncClient, storage: httpx2.AsyncClient
+    http: httpx.AsyncClient, storage: httpx.AsyncClient
 ) -> None:
     data = image_bytes((40, 30))
     asset_id = await upload(http, data, "castle.png")
@@ -209,7 +209,7 @@ async def test_an_uploaded_image_round_trips_through_the_signed_cdn(
     ],
 )
 async def test_asset_uploads_that_are_not_images_are_refused(
-    http: httpx2.AsyncClient, body: dict[str, Any], field: str
+    http: httpx.AsyncClient, body: dict[str, Any], field: str
 ) -> None:
     response = await http.post("/assets", json=body)
 
@@ -219,14 +219,14 @@ async def test_asset_uploads_that_are_not_images_are_refused(
     assert error["details"]["field"] == field
 
 
-async def test_a_data_url_upload_is_accepted(http: httpx2.AsyncClient) -> None:
+async def test_a_data_url_upload_is_accepted(http: httpx.AsyncClient) -> None:
     data_url = "data:image/jpeg;base64," + base64.b64encode(image_bytes(image_format="JPEG")).decode()
     response = await http.post("/assets", json={"image": data_url})
 
     assert response.json()["asset"]["mimeType"] == "image/jpeg"
 
 
-async def test_an_unknown_asset_is_not_found(http: httpx2.AsyncClient) -> None:
+async def test_an_unknown_asset_is_not_found(http: httpx.AsyncClient) -> None:
     response = await http.get("/assets/asset_missing")
 
     assert response.status_code == 404
@@ -238,7 +238,7 @@ async def test_an_unknown_asset_is_not_found(http: httpx2.AsyncClient) -> None:
 
 
 async def test_cdn_urls_are_signed_and_can_be_made_to_expire(
-    http: httpx2.AsyncClient, storage: httpx2.AsyncClient, sim: Sandbox
+    http: httpx.AsyncClient, storage: httpx.AsyncClient, sim: Sandbox
 ) -> None:
     asset_id = await upload(http, image_bytes())
     url = (await http.get(f"/assets/{asset_id}")).json()["asset"]["url"]
@@ -254,7 +254,7 @@ async def test_cdn_urls_are_signed_and_can_be_made_to_expire(
 
 @pytest.mark.parametrize(("target", "pillow_format"), [("jpeg", "JPEG"), ("webp", "WEBP"), ("png", "PNG")])
 async def test_download_converts_to_the_requested_format(
-    http: httpx2.AsyncClient, storage: httpx2.AsyncClient, target: str, pillow_format: str
+    http: httpx.AsyncClient, storage: httpx.AsyncClient, target: str, pillow_format: str
 ) -> None:
     asset_id = await upload(http, image_bytes((40, 30)))
     response = await http.post(f"/assets/{asset_id}/download", json={"targetFormat": target})
@@ -266,7 +266,7 @@ async def test_download_converts_to_the_requested_format(
         assert (image.format, image.size) == (pillow_format, (40, 30))
 
 
-async def test_download_refuses_an_unknown_format(http: httpx2.AsyncClient) -> None:
+async def test_download_refuses_an_unknown_format(http: httpx.AsyncClient) -> None:
     asset_id = await upload(http, image_bytes())
     response = await http.post(f"/assets/{asset_id}/download", json={"targetFormat": "bmp"})
 
@@ -275,7 +275,7 @@ async def test_download_refuses_an_unknown_format(http: httpx2.AsyncClient) -> N
 
 
 async def test_a_truncated_download_promises_every_byte_and_sends_half(
-    http: httpx2.AsyncClient, storage: httpx2.AsyncClient, sim: Sandbox
+    http: httpx.AsyncClient, storage: httpx.AsyncClient, sim: Sandbox
 ) -> None:
     data = image_bytes((200, 150))
     asset_id = await upload(http, data)
@@ -295,7 +295,7 @@ async def test_a_truncated_download_promises_every_byte_and_sends_half(
 
 
 async def test_a_dry_run_answers_269_with_the_cost_and_creates_no_job(
-    http: httpx2.AsyncClient, sim: Sandbox
+    http: httpx.AsyncClient, sim: Sandbox
 ) -> None:
     asset_id = await upload(http, image_bytes((1000, 500)))
 
@@ -340,7 +340,7 @@ async def test_a_dry_run_answers_269_with_the_cost_and_creates_no_job(
     ],
 )
 async def test_invalid_inputs_are_400_naming_the_field_and_what_is_allowed(
-    http: httpx2.AsyncClient, sim: Sandbox, model: str, extra: dict[str, Any], field: str, says: str
+    http: httpx.AsyncClient, sim: Sandbox, model: str, extra: dict[str, Any], field: str, says: str
 ) -> None:
     asset_id = await upload(http, image_bytes())
     body: dict[str, Any] = {"image": asset_id}
@@ -359,7 +359,7 @@ async def test_invalid_inputs_are_400_naming_the_field_and_what_is_allowed(
     assert sim.jobs == {}
 
 
-async def test_the_image_is_required(http: httpx2.AsyncClient) -> None:
+async def test_the_image_is_required(http: httpx.AsyncClient) -> None:
     response = await generate(http, TEXTURE, {"upscaleFactor": 2})
 
     assert response.status_code == 400
@@ -367,7 +367,7 @@ async def test_the_image_is_required(http: httpx2.AsyncClient) -> None:
 
 
 @pytest.mark.parametrize(("model", "field"), [(V3, "image"), (V3, "styleImages"), (TEXTURE, "imagePrompt")])
-async def test_asset_ids_in_inputs_must_exist(http: httpx2.AsyncClient, model: str, field: str) -> None:
+async def test_asset_ids_in_inputs_must_exist(http: httpx.AsyncClient, model: str, field: str) -> None:
     asset_id = await upload(http, image_bytes())
     body: dict[str, Any] = {"image": asset_id}
     body[field] = "asset_missing" if field == "image" else [asset_id, "asset_missing"]
@@ -378,7 +378,7 @@ async def test_asset_ids_in_inputs_must_exist(http: httpx2.AsyncClient, model: s
     assert error_of(response)["details"] == {"assetId": "asset_missing", "field": field}
 
 
-async def test_a_bare_scalar_where_an_array_is_expected_is_silently_dropped(http: httpx2.AsyncClient) -> None:
+async def test_a_bare_scalar_where_an_array_is_expected_is_silently_dropped(http: httpx.AsyncClient) -> None:
     asset_id = await upload(http, image_bytes())
 
     response = await generate(http, V3, {"image": asset_id, "styleImages": asset_id})
@@ -387,7 +387,7 @@ async def test_a_bare_scalar_where_an_array_is_expected_is_silently_dropped(http
     assert response.json()["job"]["metadata"]["input"] == {"image": asset_id}
 
 
-async def test_an_unknown_model_is_not_found(http: httpx2.AsyncClient) -> None:
+async def test_an_unknown_model_is_not_found(http: httpx.AsyncClient) -> None:
     asset_id = await upload(http, image_bytes())
     response = await generate(http, "model_nope", {"image": asset_id})
 
@@ -399,7 +399,7 @@ async def test_an_unknown_model_is_not_found(http: httpx2.AsyncClient) -> None:
 
 
 async def test_a_job_moves_through_the_real_statuses_to_a_really_upscaled_image(
-    http: httpx2.AsyncClient, storage: httpx2.AsyncClient, sim: Sandbox
+    http: httpx.AsyncClient, storage: httpx.AsyncClient, sim: Sandbox
 ) -> None:
     asset_id = await upload(http, image_bytes((40, 30)))
     inputs = {"image": asset_id, "upscaleFactor": 3, "style": "anime", "seed": 7}
@@ -434,8 +434,8 @@ async def test_a_job_moves_through_the_real_statuses_to_a_really_upscaled_image(
 
 async def test_outputs_are_capped_at_the_simulators_max_output_edge() -> None:
     sim = Sandbox(job_seconds=0.05, max_output_edge=100)
-    transport = httpx2.ASGITransport(app=sim.app)
-    async with httpx2.AsyncClient(transport=transport, base_url=BASE_URL, auth=("k", "s")) as http:
+    transport = httpx.ASGITransport(app=sim.app)
+    async with httpx.AsyncClient(transport=transport, base_url=BASE_URL, auth=("k", "s")) as http:
         asset_id = await upload(http, image_bytes((40, 30)))
         job_id = (await generate(http, TEXTURE, {"image": asset_id, "upscaleFactor": 4})).json()["job"][
             "jobId"
@@ -447,7 +447,7 @@ async def test_outputs_are_capped_at_the_simulators_max_output_edge() -> None:
 
 
 async def test_fail_next_jobs_makes_the_next_job_fail_with_an_error_and_a_hint(
-    http: httpx2.AsyncClient, sim: Sandbox
+    http: httpx.AsyncClient, sim: Sandbox
 ) -> None:
     asset_id = await upload(http, image_bytes())
     sim.faults.fail_next_jobs = 1
@@ -469,7 +469,7 @@ async def test_fail_next_jobs_makes_the_next_job_fail_with_an_error_and_a_hint(
 
 
 async def test_the_plan_limit_answers_429_until_a_running_job_finishes(
-    http: httpx2.AsyncClient, sim: Sandbox
+    http: httpx.AsyncClient, sim: Sandbox
 ) -> None:
     asset_id = await upload(http, image_bytes())
     sim.faults.plan_limit = 1
@@ -488,7 +488,7 @@ async def test_the_plan_limit_answers_429_until_a_running_job_finishes(
 
 
 async def test_accept_then_500_bills_exactly_one_job_and_answers_500(
-    http: httpx2.AsyncClient, sim: Sandbox
+    http: httpx.AsyncClient, sim: Sandbox
 ) -> None:
     asset_id = await upload(http, image_bytes())
     sim.faults.accept_then_500 = 1
@@ -505,9 +505,7 @@ async def test_accept_then_500_bills_exactly_one_job_and_answers_500(
 async def test_server_errors_answer_500_before_anything_else(sim: Sandbox) -> None:
     sim.faults.server_errors = 2
     sim.faults.retry_after_seconds = 0.5
-    async with httpx2.AsyncClient(
-        transport=httpx2.ASGITransport(app=sim.app), base_url=BASE_URL
-    ) as anonymous:
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=sim.app), base_url=BASE_URL) as anonymous:
         answers = [await anonymous.get("/jobs") for _ in range(3)]
 
     assert [answer.status_code for answer in answers] == [500, 500, 401]
@@ -515,7 +513,7 @@ async def test_server_errors_answer_500_before_anything_else(sim: Sandbox) -> No
     assert "retry-after" not in answers[2].headers
 
 
-async def test_latency_slows_every_api_answer(http: httpx2.AsyncClient, sim: Sandbox) -> None:
+async def test_latency_slows_every_api_answer(http: httpx.AsyncClient, sim: Sandbox) -> None:
     sim.faults.latency_seconds = 0.1
     started = anyio.current_time()
 
@@ -525,7 +523,7 @@ async def test_latency_slows_every_api_answer(http: httpx2.AsyncClient, sim: San
 
 
 async def test_cancel_is_refused_by_default_as_the_real_api_usually_does(
-    http: httpx2.AsyncClient, sim: Sandbox
+    http: httpx.AsyncClient, sim: Sandbox
 ) -> None:
     sim.job_seconds = 30
     asset_id = await upload(http, image_bytes())
@@ -539,7 +537,7 @@ async def test_cancel_is_refused_by_default_as_the_real_api_usually_does(
 
 
 async def test_cancel_when_allowed_ends_the_job_but_not_a_finished_one(
-    http: httpx2.AsyncClient, sim: Sandbox
+    http: httpx.AsyncClient, sim: Sandbox
 ) -> None:
     sim.faults.cancel_refused = False
     asset_id = await upload(http, image_bytes())
@@ -556,14 +554,14 @@ async def test_cancel_when_allowed_ends_the_job_but_not_a_finished_one(
     assert error_of(bad_action)["details"]["field"] == "action"
 
 
-async def test_an_unknown_job_is_not_found(http: httpx2.AsyncClient) -> None:
+async def test_an_unknown_job_is_not_found(http: httpx.AsyncClient) -> None:
     response = await http.get("/jobs/job_missing")
 
     assert response.status_code == 404
     assert error_of(response)["reason"] == "Job not found"
 
 
-async def test_jobs_can_be_found_by_creation_time_and_status(http: httpx2.AsyncClient, sim: Sandbox) -> None:
+async def test_jobs_can_be_found_by_creation_time_and_status(http: httpx.AsyncClient, sim: Sandbox) -> None:
     sim.job_seconds = 30
     asset_id = await upload(http, image_bytes())
     older = (await generate(http, V3, {"image": asset_id})).json()["job"]
@@ -587,7 +585,7 @@ async def test_jobs_can_be_found_by_creation_time_and_status(http: httpx2.AsyncC
 
 
 async def test_a_7_mb_image_uploads_in_two_parts_and_becomes_a_usable_asset(
-    http: httpx2.AsyncClient, storage: httpx2.AsyncClient, sim: Sandbox
+    http: httpx.AsyncClient, storage: httpx.AsyncClient, sim: Sandbox
 ) -> None:
     data = noise_png((1600, 1500))
     assert 6_000_000 < len(data) < 2 * MIN_PART_BYTES
@@ -626,7 +624,7 @@ async def test_a_7_mb_image_uploads_in_two_parts_and_becomes_a_usable_asset(
     [{"x-amz-checksum-crc32": "AAAAAA=="}, {"Authorization": "Basic a2V5OnNlY3JldA=="}],
 )
 async def test_part_uploads_refuse_headers_the_presigned_url_does_not_allow(
-    http: httpx2.AsyncClient, storage: httpx2.AsyncClient, sim: Sandbox, headers: dict[str, str]
+    http: httpx.AsyncClient, storage: httpx.AsyncClient, sim: Sandbox, headers: dict[str, str]
 ) -> None:
     data = image_bytes()
     created = await http.post(
@@ -641,7 +639,7 @@ async def test_part_uploads_refuse_headers_the_presigned_url_does_not_allow(
 
 
 async def test_a_part_url_with_a_bad_signature_is_forbidden(
-    http: httpx2.AsyncClient, storage: httpx2.AsyncClient
+    http: httpx.AsyncClient, storage: httpx.AsyncClient
 ) -> None:
     created = await http.post(
         "/uploads", json={"fileName": "a.png", "fileSize": 10, "parts": 1, "kind": "image"}
@@ -662,7 +660,7 @@ async def test_a_part_url_with_a_bad_signature_is_forbidden(
     ],
 )
 async def test_an_upload_that_does_not_add_up_to_an_image_fails(
-    http: httpx2.AsyncClient, storage: httpx2.AsyncClient, sizes: tuple[int, ...], payload: bytes, reason: str
+    http: httpx.AsyncClient, storage: httpx.AsyncClient, sizes: tuple[int, ...], payload: bytes, reason: str
 ) -> None:
     created = await http.post(
         "/uploads", json={"fileName": "a.png", "fileSize": sum(sizes), "parts": len(sizes), "kind": "image"}
@@ -694,7 +692,7 @@ async def test_an_upload_that_does_not_add_up_to_an_image_fails(
     ],
 )
 async def test_an_upload_request_is_validated(
-    http: httpx2.AsyncClient, body: dict[str, Any], field: str
+    http: httpx.AsyncClient, body: dict[str, Any], field: str
 ) -> None:
     response = await http.post("/uploads", json=body)
 
@@ -706,7 +704,7 @@ async def test_an_upload_request_is_validated(
 
 
 async def test_faults_can_be_set_inspected_and_reset_over_http(
-    storage: httpx2.AsyncClient, sim: Sandbox
+    storage: httpx.AsyncClient, sim: Sandbox
 ) -> None:
     control = "http://sandbox.test/_sandbox"
     wanted = Faults(
@@ -740,7 +738,7 @@ async def test_faults_can_be_set_inspected_and_reset_over_http(
 
 
 async def test_every_request_is_recorded_and_api_calls_are_counted_apart(
-    http: httpx2.AsyncClient, storage: httpx2.AsyncClient, sim: Sandbox
+    http: httpx.AsyncClient, storage: httpx.AsyncClient, sim: Sandbox
 ) -> None:
     asset_id = await upload(http, image_bytes())
     url = (await http.get(f"/assets/{asset_id}")).json()["asset"]["url"]
@@ -755,7 +753,7 @@ async def test_every_request_is_recorded_and_api_calls_are_counted_apart(
     assert state["requestsPerRoute"]["GET /cdn/{key}/{filename}"] == 1
 
 
-async def test_add_asset_stores_an_image_for_test_setup(http: httpx2.AsyncClient, sim: Sandbox) -> None:
+async def test_add_asset_stores_an_image_for_test_setup(http: httpx.AsyncClient, sim: Sandbox) -> None:
     asset_id = sim.add_asset(image_bytes((8, 6)), "seed.png")
 
     assert (await http.get(f"/assets/{asset_id}")).json()["asset"]["properties"]["width"] == 8
@@ -771,7 +769,7 @@ async def test_serve_in_thread_serves_the_api_on_loopback() -> None:
     data = image_bytes((64, 48))
     with serve_in_thread(sim) as base_url:
         assert base_url.startswith("http://127.0.0.1:") and base_url.endswith("/v1")
-        async with httpx2.AsyncClient(base_url=base_url, auth=("k", "s"), trust_env=False) as http:
+        async with httpx.AsyncClient(base_url=base_url, auth=("k", "s"), trust_env=False) as http:
             asset_id = await upload(http, data)
             url = (await http.get(f"/assets/{asset_id}")).json()["asset"]["url"]
             assert url.startswith(base_url.removesuffix("v1") + "cdn/")
@@ -781,7 +779,7 @@ async def test_serve_in_thread_serves_the_api_on_loopback() -> None:
 
             sim.faults.truncate_downloads = 1
             # Over a socket the half-sent body ends with a dropped connection, as a broken transfer would.
-            with pytest.raises(httpx2.TransportError):
+            with pytest.raises(httpx.TransportError):
                 await http.get(url)
 
 

@@ -27,12 +27,12 @@ from pydantic import (
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from scenario_upscale_mcp import __version__
-from scenario_upscale_mcp.errors import ScenarioError
+from scenario_upscale_mcp.api.errors import ScenarioError
 from scenario_upscale_mcp.state import AppState
 from scenario_upscale_tools.inventory import SCHEMAS, TOOL_NAMES, load_tool
 
 if TYPE_CHECKING:
-    import httpx2
+    import httpx
 
     from scenario_upscale_mcp.config import Settings
     from scenario_upscale_mcp.urls import Resolver
@@ -54,10 +54,10 @@ Results are saved to the output folder; the answer gives their paths.
 def create_server(
     settings: Settings | None = None,
     *,
-    transport: httpx2.AsyncBaseTransport | None = None,
+    transport: httpx.AsyncBaseTransport | None = None,
     resolver: Resolver | None = None,
 ) -> MCPServer[AppState]:
-    """The server. Tests pass `transport` (an httpx2 mock or the sandbox's ASGI app) to avoid the network,
+    """The server. Tests pass `transport` (an httpx mock or the sandbox's ASGI app) to avoid the network,
     and `resolver` to decide what host names resolve to.
 
     Settings and the HTTP client are made on first use (see `state.AppState`), so listing the tools

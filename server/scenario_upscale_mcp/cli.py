@@ -29,8 +29,8 @@ def configure_logging() -> None:
         stream=sys.stderr,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    # httpx2 logs every URL at INFO, and signed asset URLs are credentials of a kind.
-    logging.getLogger("httpx2").setLevel(logging.WARNING)
+    # httpx logs every URL at INFO, and signed asset URLs are credentials of a kind.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, BinaryIO
 
 import anyio
 
-from scenario_upscale_mcp.errors import DownloadError, InputError
+from scenario_upscale_mcp.api.errors import DownloadError, InputError
 
 if TYPE_CHECKING:
     from PIL.ImageFile import ImageFile

@@ -19,13 +19,13 @@ from urllib.parse import unquote, urlparse
 
 import anyio
 
-from scenario_upscale_mcp.errors import InputError, MissingCredentialsError
+from scenario_upscale_mcp.api.errors import InputError, MissingCredentialsError
 from scenario_upscale_mcp.files import LocalImage, check_image_file, check_readable, is_asset_id, save_stream
 from scenario_upscale_mcp.uploads import UploadedImage, upload_image
 from scenario_upscale_mcp.urls import Resolver, host_checker
 
 if TYPE_CHECKING:
-    from scenario_upscale_mcp.client import ScenarioClient
+    from scenario_upscale_mcp.api.client import ScenarioClient
     from scenario_upscale_mcp.config import Settings
     from scenario_upscale_mcp.state import AppState
 

@@ -10,12 +10,12 @@ from typing import TYPE_CHECKING
 
 import anyio
 
-from scenario_upscale_mcp.api_models import Job
-from scenario_upscale_mcp.errors import DownloadError, NotFoundError, ScenarioError
+from scenario_upscale_mcp.api.answers import Job
+from scenario_upscale_mcp.api.errors import DownloadError, NotFoundError, ScenarioError
 from scenario_upscale_mcp.files import EXTENSIONS, SavedFile, describe_image, output_file_name, save_stream
 
 if TYPE_CHECKING:
-    from scenario_upscale_mcp.client import ScenarioClient
+    from scenario_upscale_mcp.api.client import ScenarioClient
 
 logger = logging.getLogger(__name__)
 

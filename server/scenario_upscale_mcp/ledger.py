@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from scenario_upscale_mcp.errors import ScenarioError
+from scenario_upscale_mcp.api.errors import ScenarioError
 
 logger = logging.getLogger(__name__)
 

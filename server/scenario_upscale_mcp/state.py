@@ -19,9 +19,9 @@ import anyio
 from scenario_upscale_mcp.urls import Resolver, system_resolver
 
 if TYPE_CHECKING:
-    import httpx2
+    import httpx
 
-    from scenario_upscale_mcp.client import ScenarioClient
+    from scenario_upscale_mcp.api.client import ScenarioClient
     from scenario_upscale_mcp.config import Settings
     from scenario_upscale_mcp.ledger import Ledger
 
@@ -33,7 +33,7 @@ class AppState:
     def __init__(
         self,
         settings: Settings | None = None,
-        transport: httpx2.AsyncBaseTransport | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
         resolver: Resolver | None = None,
     ) -> None:
         self._given_settings = settings
@@ -53,7 +53,7 @@ class AppState:
 
     @cached_property
     def client(self) -> ScenarioClient:
-        from scenario_upscale_mcp.client import ScenarioClient
+        from scenario_upscale_mcp.api.client import ScenarioClient
 
         settings = self.settings
         base_url = settings.base_url

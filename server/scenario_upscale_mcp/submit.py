@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
-from scenario_upscale_mcp.errors import (
+from scenario_upscale_mcp.api.errors import (
     NotFoundError,
     ParallelLimitError,
     PlanLimitReachedError,
@@ -34,7 +34,7 @@ from scenario_upscale_mcp.errors import (
 )
 
 if TYPE_CHECKING:
-    from scenario_upscale_mcp.api_models import Job
+    from scenario_upscale_mcp.api.answers import Job
     from scenario_upscale_mcp.ledger import Attempt, JobRecord, Ledger
     from scenario_upscale_mcp.state import AppState
 

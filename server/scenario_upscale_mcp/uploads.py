@@ -17,11 +17,11 @@ from typing import TYPE_CHECKING
 
 import anyio
 
-from scenario_upscale_mcp.errors import NotFoundError, UploadError
+from scenario_upscale_mcp.api.errors import NotFoundError, UploadError
 from scenario_upscale_mcp.files import SIMPLE_UPLOAD_LIMIT, LocalImage
 
 if TYPE_CHECKING:
-    from scenario_upscale_mcp.client import ScenarioClient
+    from scenario_upscale_mcp.api.client import ScenarioClient
     from scenario_upscale_mcp.state import AppState
 
 logger = logging.getLogger(__name__)

@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable
 
 import anyio
 
-from scenario_upscale_mcp.errors import InputError
+from scenario_upscale_mcp.api.errors import InputError
 
 Resolver = Callable[[str, int], Awaitable[list[str]]]
 

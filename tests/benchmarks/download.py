@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 import anyio
-import httpx2
+import httpx
 
 from tests.benchmarks.support import (
     AUTH,
@@ -48,7 +48,7 @@ async def run(megabytes: float, runs: int) -> dict[str, float]:
         ours: list[float] = []
         theirs: list[float] = []
         peaks: list[int] = []
-        async with server_over_stdio(base_url, folder) as server, httpx2.AsyncClient() as http:
+        async with server_over_stdio(base_url, folder) as server, httpx.AsyncClient() as http:
             for run_number in range(runs):
                 # curl gets a fresh signed URL, as the server does for itself.
                 answer = await http.get(f"{base_url}/assets/{asset_id}", auth=AUTH)

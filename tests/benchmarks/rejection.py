@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import anyio
-import httpx2
+import httpx
 from mcp import Client
 from mcp.server.mcpserver import MCPServer
 from pydantic import Field
@@ -58,17 +58,17 @@ async def time_calls(client: Client, tool: str, arguments: dict[str, Any], calls
 
 
 async def run(calls: int) -> dict[str, Any]:
-    requests: list[httpx2.Request] = []
+    requests: list[httpx.Request] = []
 
-    def count(request: httpx2.Request) -> httpx2.Response:
+    def count(request: httpx.Request) -> httpx.Response:
         requests.append(request)
-        return httpx2.Response(500)
+        return httpx.Response(500)
 
     with tempfile.TemporaryDirectory() as folder:
         root = Path(folder)
         settings = Settings(api_key="k", api_secret="s", output_dir=root, allowed_dirs=[root], state_dir=root)
         per_kind: dict[str, float] = {}
-        async with Client(create_server(settings, transport=httpx2.MockTransport(count))) as client:
+        async with Client(create_server(settings, transport=httpx.MockTransport(count))) as client:
             for label, tool, arguments in BAD_CALLS:
                 per_kind[label] = await time_calls(client, tool, arguments, calls)
         async with Client(bare_server()) as client:

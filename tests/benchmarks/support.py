@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import anyio
-import httpx2
+import httpx
 from mcp import Client, StdioServerParameters
 from PIL import Image
 
@@ -81,7 +81,7 @@ async def upload_through_parts(base_url: str, path: Path) -> str:
     size = path.stat().st_size
     part_size = 8 * 1024 * 1024
     count = -(-size // part_size)
-    async with httpx2.AsyncClient(timeout=120) as http:
+    async with httpx.AsyncClient(timeout=120) as http:
         body = {
             "fileName": path.name,
             "contentType": "image/png",

@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 import anyio
-import httpx2
+import httpx
 
 from scenario_upscale_mcp.uploads import PART_CONCURRENCY, part_plan
 from tests.benchmarks.support import (
@@ -40,7 +40,7 @@ async def curl_upload_seconds(base_url: str, path: Path, folder: Path) -> float:
             piece.write_bytes(file.read(part_size))
             pieces.append(piece)
     limiter = anyio.CapacityLimiter(PART_CONCURRENCY)
-    async with httpx2.AsyncClient(timeout=120) as http:
+    async with httpx.AsyncClient(timeout=120) as http:
         started = time.perf_counter()
         body = {
             "fileName": path.name,

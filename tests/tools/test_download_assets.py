@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-import httpx2
+import httpx
 import pytest
 from mcp import Client
 from PIL import Image
@@ -77,11 +77,11 @@ async def test_an_expired_link_is_fetched_again_once(
     inner = api.inner
     expired: list[str] = []
 
-    class ExpiringOnce(httpx2.AsyncBaseTransport):
-        async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
+    class ExpiringOnce(httpx.AsyncBaseTransport):
+        async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
             if request.url.path.startswith("/cdn/") and not expired:
                 expired.append(str(request.url))
-                return httpx2.Response(
+                return httpx.Response(
                     403, text="<Error><Code>AccessDenied</Code><Message>Request has expired</Message></Error>"
                 )
             return await inner.handle_async_request(request)

@@ -8,7 +8,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-import httpx2
+import httpx
 import pytest
 from mcp import Client
 from PIL import Image
@@ -84,11 +84,11 @@ async def test_a_failed_part_is_sent_again(
     inner = api.inner
     failed: list[str] = []
 
-    class FlakyStorage(httpx2.AsyncBaseTransport):
-        async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
+    class FlakyStorage(httpx.AsyncBaseTransport):
+        async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
             if request.method == "PUT" and not failed:
                 failed.append(str(request.url))
-                return httpx2.Response(503, text="SlowDown")
+                return httpx.Response(503, text="SlowDown")
             return await inner.handle_async_request(request)
 
     api.inner = FlakyStorage()
@@ -110,7 +110,7 @@ async def test_an_https_image_on_a_public_host_is_fetched_and_uploaded(
     client: Client, api: RecordingTransport, sandbox: Sandbox, dns: dict[str, list[str]]
 ) -> None:
     dns["images.example.com"] = ["93.184.215.14"]
-    api.web["images.example.com"] = lambda request: httpx2.Response(
+    api.web["images.example.com"] = lambda request: httpx.Response(
         200, content=png_bytes(33, 22), headers={"content-type": "image/png"}
     )
     uploaded = await upload(client, "https://images.example.com/art/knight.png")
@@ -126,10 +126,10 @@ async def test_a_refused_part_fails_with_a_clear_message(
     path = noise_png(folders["images"] / "big.png", 7)
     inner = api.inner
 
-    class RefusingStorage(httpx2.AsyncBaseTransport):
-        async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
+    class RefusingStorage(httpx.AsyncBaseTransport):
+        async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
             if request.method == "PUT":
-                return httpx2.Response(403, text="<Error><Code>AccessDenied</Code></Error>")
+                return httpx.Response(403, text="<Error><Code>AccessDenied</Code></Error>")
             return await inner.handle_async_request(request)
 
     api.inner = RefusingStorage()

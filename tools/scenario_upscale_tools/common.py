@@ -10,7 +10,7 @@ from mcp.server.mcpserver import Context
 from mcp.types import CallToolResult, TextContent, ToolAnnotations
 from pydantic import BaseModel, ConfigDict, Field
 
-from scenario_upscale_mcp.api_models import Job
+from scenario_upscale_mcp.api.answers import Job
 from scenario_upscale_mcp.files import SavedFile
 from scenario_upscale_mcp.state import AppState
 

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated, Literal
 from mcp.types import CallToolResult, ToolAnnotations
 from pydantic import Field
 
-from scenario_upscale_mcp.errors import InputError, MissingCredentialsError
+from scenario_upscale_mcp.api.errors import InputError, MissingCredentialsError
 from scenario_upscale_mcp.files import SavedFile, resolve_output_dir, safe_stem
 from scenario_upscale_mcp.jobs import save_asset, save_job_outputs
 from scenario_upscale_mcp.submit import observe

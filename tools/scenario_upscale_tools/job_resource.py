@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from mcp.server.mcpserver.exceptions import ResourceError, ResourceNotFoundError
 
-from scenario_upscale_mcp.errors import MissingCredentialsError, NotFoundError, ScenarioError
+from scenario_upscale_mcp.api.errors import MissingCredentialsError, NotFoundError, ScenarioError
 from scenario_upscale_mcp.submit import observe
 from scenario_upscale_tools.common import JobView, ToolContext, app_state
 from scenario_upscale_tools.list_jobs import view_of

@@ -14,7 +14,7 @@ import anyio
 from mcp.types import CallToolResult, ContentBlock, ImageContent, ResourceLink, TextContent
 from pydantic import BaseModel
 
-from scenario_upscale_mcp.errors import ScenarioError
+from scenario_upscale_mcp.api.errors import ScenarioError
 from scenario_upscale_mcp.files import SavedFile, make_preview
 from scenario_upscale_mcp.jobs import NamingHint, save_job_outputs
 from scenario_upscale_mcp.submit import observe
@@ -23,7 +23,7 @@ from scenario_upscale_tools.common import MODELS, JobView, OutputFile
 logger = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
-    from scenario_upscale_mcp.api_models import Job
+    from scenario_upscale_mcp.api.answers import Job
     from scenario_upscale_mcp.ledger import JobRecord, Ledger
     from scenario_upscale_mcp.state import AppState
 

@@ -23,7 +23,7 @@ from scenario_upscale_tools.common import JobView, ModelSpec, ToolContext, app_s
 from scenario_upscale_tools.results import answer, settle
 
 if TYPE_CHECKING:
-    from scenario_upscale_mcp.api_models import Job
+    from scenario_upscale_mcp.api.answers import Job
     from scenario_upscale_mcp.state import AppState
 
 logger = logging.getLogger(__name__)

@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 from mcp.types import ToolAnnotations
 from pydantic import Field
 
-from scenario_upscale_mcp.errors import InputError
+from scenario_upscale_mcp.api.errors import InputError
 from scenario_upscale_tools.common import (
     TEXTURE_UPSCALE,
     AllowDuplicate,

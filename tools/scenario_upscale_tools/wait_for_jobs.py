@@ -9,8 +9,8 @@ import anyio
 from mcp.types import CallToolResult, ToolAnnotations
 from pydantic import Field
 
-from scenario_upscale_mcp.api_models import Job
-from scenario_upscale_mcp.errors import MissingCredentialsError, NotFoundError, ScenarioError
+from scenario_upscale_mcp.api.answers import Job
+from scenario_upscale_mcp.api.errors import MissingCredentialsError, NotFoundError, ScenarioError
 from scenario_upscale_mcp.files import SavedFile, resolve_output_dir
 from scenario_upscale_mcp.jobs import watch_jobs
 from scenario_upscale_tools.common import (

@@ -1,6 +1,6 @@
 """The Scenario REST client: the only module that speaks HTTP.
 
-One long-lived `httpx2.AsyncClient` per server (owned by the lifespan), an injectable transport for
+One long-lived `httpx.AsyncClient` per server (owned by the lifespan), an injectable transport for
 tests, and one choke point (`_send`) where every failure becomes a typed `errors.ScenarioError`.
 
 Retries: reads (GET) and uploads are retried on timeouts, dropped connections, 429 and 5xx, with
@@ -21,13 +21,12 @@ from typing import Any
 from urllib.parse import quote
 
 import anyio
-import httpx2
+import httpx
 from pydantic import ValidationError
 
 from scenario_upscale_mcp import __version__
-from scenario_upscale_mcp.api_models import Asset, DownloadLink, GenerateAnswer, Job, Upload
-from scenario_upscale_mcp.config import DEFAULT_BASE_URL, Settings
-from scenario_upscale_mcp.errors import (
+from scenario_upscale_mcp.api.answers import Asset, DownloadLink, GenerateAnswer, Job, Upload
+from scenario_upscale_mcp.api.errors import (
     ApiError,
     ApiUnreachableError,
     DownloadError,
@@ -40,6 +39,7 @@ from scenario_upscale_mcp.errors import (
     UploadError,
     api_error_from,
 )
+from scenario_upscale_mcp.config import DEFAULT_BASE_URL, Settings
 
 logger = logging.getLogger(__name__)
 
@@ -57,14 +57,14 @@ class ScenarioClient:
         settings: Settings,
         *,
         base_url: str | None = None,
-        transport: httpx2.AsyncBaseTransport | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
         retry_base_seconds: float = 0.5,
     ) -> None:
         self._settings = settings
         self.base_url = (base_url or settings.base_url or DEFAULT_BASE_URL).rstrip("/")
         self._retry_base_seconds = retry_base_seconds
-        self._http = httpx2.AsyncClient(
-            timeout=httpx2.Timeout(settings.http_timeout_seconds, connect=10.0),
+        self._http = httpx.AsyncClient(
+            timeout=httpx.Timeout(settings.http_timeout_seconds, connect=10.0),
             transport=transport,
             follow_redirects=True,  # CDN transform URLs redirect
             headers={"User-Agent": f"scenario-upscale-mcp/{__version__}"},
@@ -149,7 +149,7 @@ class ScenarioClient:
         for attempt in range(1, MAX_ATTEMPTS + 1):
             try:
                 response = await self._http.put(url, content=data)
-            except httpx2.TransportError as exc:
+            except httpx.TransportError as exc:
                 failure = f"{type(exc).__name__}"
             else:
                 if response.status_code < 300:
@@ -174,8 +174,8 @@ class ScenarioClient:
         """
         for _hop in range(MAX_REDIRECTS + 1):
             try:
-                parsed = httpx2.URL(url)
-            except httpx2.InvalidURL as exc:
+                parsed = httpx.URL(url)
+            except httpx.InvalidURL as exc:
                 raise InputError(f"Not a valid image URL ({exc}): {url}") from None
             if parsed.scheme != "https":
                 raise InputError(f"Only https:// image URLs are accepted; got {parsed.scheme}:// ({url}).")
@@ -193,7 +193,7 @@ class ScenarioClient:
                         response.aiter_bytes(),
                     )
                     return
-            except (httpx2.TransportError, httpx2.InvalidURL) as exc:
+            except (httpx.TransportError, httpx.InvalidURL) as exc:
                 raise InputError(f"Could not fetch the image URL ({type(exc).__name__}): {url}") from exc
         raise InputError(f"The image URL redirected more than {MAX_REDIRECTS} times: {url}")
 
@@ -225,7 +225,7 @@ class ScenarioClient:
                     (int(length) if length and length.isdigit() else None),
                     response.aiter_bytes(),
                 )
-        except httpx2.TransportError as exc:
+        except httpx.TransportError as exc:
             raise DownloadError(f"The download was interrupted ({type(exc).__name__}).") from exc
 
     # --- the choke point -------------------------------------------------------------------------
@@ -248,14 +248,14 @@ class ScenarioClient:
         if self._settings.project_id:
             query["projectId"] = self._settings.project_id
         url = f"{self.base_url}{path}"
-        auth = httpx2.BasicAuth(*credentials)
+        auth = httpx.BasicAuth(*credentials)
 
         attempt = 0
         while True:
             attempt += 1
             try:
                 response = await self._http.request(method, url, json=json, params=query or None, auth=auth)
-            except (httpx2.ConnectError, httpx2.ConnectTimeout, httpx2.PoolTimeout) as exc:
+            except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
                 # The connection was never opened, so nothing reached the API: safe to retry even a
                 # billed request.
                 error: Exception = ApiUnreachableError(
@@ -263,7 +263,7 @@ class ScenarioClient:
                     "Check the network and SCENARIO_BASE_URL, then try again."
                 )
                 retryable = retry
-            except httpx2.TransportError as exc:
+            except httpx.TransportError as exc:
                 if billed:
                     raise self._uncertain(
                         f"the connection failed after sending ({type(exc).__name__})"
@@ -321,7 +321,7 @@ class ScenarioClient:
         )
 
 
-def _json_or_none(response: httpx2.Response) -> Any:
+def _json_or_none(response: httpx.Response) -> Any:
     try:
         return response.json()
     except ValueError:
@@ -333,7 +333,7 @@ def _segment(identifier: str) -> str:
     return quote(identifier, safe="")
 
 
-def _retry_after(headers: httpx2.Headers) -> float | None:
+def _retry_after(headers: httpx.Headers) -> float | None:
     """`Retry-After` as seconds: either a number or an HTTP date."""
     value = headers.get("retry-after")
     if not value:
