@@ -197,6 +197,12 @@ class ScenarioClient:
                 raise InputError(f"Could not fetch the image URL ({type(exc).__name__}): {url}") from exc
         raise InputError(f"The image URL redirected more than {MAX_REDIRECTS} times: {url}")
 
+    async def get_model(self, model_id: str) -> dict[str, Any]:
+        """`GET /models/{modelId}`: the model as the API describes it (its `inputs` carry the live schema)."""
+        body = await self._send("GET", f"/models/{_segment(model_id)}")
+        model: dict[str, Any] = body["model"]
+        return model
+
     async def get_asset(self, asset_id: str) -> Asset:
         body = await self._send("GET", f"/assets/{_segment(asset_id)}")
         return Asset.model_validate(body["asset"])
