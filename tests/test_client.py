@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import json
+import logging
 from collections.abc import Callable
+from typing import Any
 
 import httpx
 import pytest
 
-from scenario_upscale_mcp.api.client import ScenarioClient
+from scenario_upscale_mcp.api.client import JOB_LIST_MAX_PAGES, ScenarioClient
 from scenario_upscale_mcp.api.errors import (
+    ApiError,
     ApiUnreachableError,
     AuthenticationError,
     BadRequestError,
+    InputError,
     MissingCredentialsError,
     ModelAccessRestrictedError,
     NotFoundError,
@@ -246,4 +251,127 @@ async def test_ids_stay_one_path_segment() -> None:
     client, seen = make_client(lambda r: httpx.Response(200, json=JOB))
     async with client:
         await client.get_job("a/../b?x=1")
-    assert seen[0].url.raw_path.decode().startswith("/v1/jobs/a%2F..%2Fb%3Fx%3D1")
+    raw_path = seen[0].url.raw_path.decode()
+    assert raw_path.split("/")[:3] == ["", "v1", "jobs"] and raw_path.count("/") == 3
+    assert raw_path.startswith("/v1/jobs/a%2F..%2Fb%3Fx") and not seen[0].url.query
+
+
+@pytest.mark.parametrize("job_id", [".", "..", ""])
+async def test_an_id_that_would_mean_another_path_is_refused_before_any_request(job_id: str) -> None:
+    client, seen = make_client(lambda r: httpx.Response(200, json=JOB))
+    async with client:
+        with pytest.raises(InputError, match="not a valid job id"):
+            await client.get_job(job_id)
+    assert seen == []
+
+
+# --- Scenario's real answers, as its official SDK and its own clients show them (SCENARIO_API.md) ----
+
+
+async def test_a_dry_run_answered_as_the_real_api_does_reads_only_the_cost() -> None:
+    real_269 = {
+        "creativeUnitsCost": 7,
+        "creativeUnitsDiscount": 0,
+        "costDetails": {"baseCost": 7},
+        "job": {},  # the real API's empty job: never parsed as a job
+    }
+    client, seen = make_client(lambda r: httpx.Response(269, json=real_269))
+    async with client:
+        answer = await client.generate("model_upscale-v3", {"image": "asset_1"}, dry_run=True)
+    assert answer.creative_units_cost == 7 and answer.creative_units_discount == 0 and answer.job is None
+    assert len(seen) == 1
+
+
+async def test_a_small_upload_is_sent_once_as_a_data_url() -> None:
+    asset = {"asset": {"id": "asset_9", "mimeType": "image/png", "properties": {"size": 3}}}
+    client, seen = make_client(lambda r: httpx.Response(200, json=asset))
+    async with client:
+        uploaded = await client.create_asset("castle.png", b"\x89PN", "image/png")
+    assert uploaded.id == "asset_9"
+    [request] = seen
+    assert json.loads(request.content) == {"image": "data:image/png;base64,iVBO", "name": "castle.png"}
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda c: c.create_asset("a.png", b"x", "image/png"),
+        lambda c: c.create_upload(file_name="a.png", content_type="image/png", file_size=1, parts=1),
+        lambda c: c.complete_upload("upload_1"),
+        lambda c: c.cancel_job("job_1"),
+        lambda c: c.generate("model_upscale-v3", {"image": "asset_1"}, dry_run=True),
+    ],
+)
+async def test_posts_that_create_are_never_retried_on_a_5xx(call: Callable[[ScenarioClient], Any]) -> None:
+    client, seen = make_client(lambda r: httpx.Response(503, json={"reason": "busy"}))
+    async with client:
+        with pytest.raises(ServerError):
+            await call(client)
+    assert len(seen) == 1
+
+
+async def test_the_job_list_follows_the_pagination_token() -> None:
+    def page(request: httpx.Request) -> httpx.Response:
+        token = request.url.params.get("paginationToken")
+        number = int(token) if token else 1
+        # Page 2 is empty but carries a token, which the API may do: the list goes on past it.
+        rows = [] if number == 2 else [{"jobId": f"job_{number}_{i}", "status": "success"} for i in range(2)]
+        more = {"nextPaginationToken": str(number + 1)} if number < 3 else {}
+        return httpx.Response(200, json={"jobs": rows, **more})
+
+    client, seen = make_client(page)
+    async with client:
+        jobs = await client.list_jobs(created_after="2026-12-01T00:00:00Z")
+    assert [job.job_id for job in jobs] == [f"job_{n}_{i}" for n in (1, 3) for i in range(2)]
+    assert len(seen) == 3
+    assert all(r.url.params["pageSize"] == "100" for r in seen)
+    assert all(r.url.params["createdAfter"] == "2026-12-01T00:00:00Z" for r in seen)
+
+
+async def test_an_endless_job_list_is_read_only_a_few_pages_deep() -> None:
+    def endless(request: httpx.Request) -> httpx.Response:
+        row = {"jobId": f"job_{len(seen)}", "status": "success"}
+        return httpx.Response(200, json={"jobs": [row], "nextPaginationToken": "again"})
+
+    client, seen = make_client(endless)
+    async with client:
+        jobs = await client.list_jobs(created_after="2026-12-01T00:00:00Z")
+    assert len(seen) == JOB_LIST_MAX_PAGES and len(jobs) == JOB_LIST_MAX_PAGES
+
+
+async def test_a_plan_that_lacks_the_action_is_said_plainly_and_not_retried() -> None:
+    body = {
+        "reason": "Limit reached",
+        "name": "PlanLimitReachedError",
+        "details": {"actionName": "parallel-custom-jobs", "actionLimit": 0, "limitScope": "team"},
+    }
+    client, seen = make_client(lambda r: httpx.Response(429, json=body))
+    async with client:
+        with pytest.raises(PlanLimitReachedError) as caught:
+            await client.generate("model_upscale-v3", {"image": "asset_1"})
+    assert caught.value.not_in_plan
+    assert "plan does not include jobs running at once" in str(caught.value)
+    assert "limit of 0" not in str(caught.value)
+    assert len(seen) == 1
+
+
+async def test_the_sdks_own_debug_logging_never_shows_the_credentials(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    asset = {"asset": {"id": "asset_9"}}
+    client, _ = make_client(lambda r: httpx.Response(200, json=asset if r.method == "POST" else JOB))
+    with caplog.at_level(logging.DEBUG):
+        async with client:
+            await client.get_job("job_1")
+            await client.create_asset("a.png", b"x", "image/png")
+    logged = "\n".join(record.getMessage() for record in caplog.records)
+    assert "job_1" in logged  # the SDK did log the requests
+    secret_header = httpx.BasicAuth("key", "s3cr3t-value")._auth_header
+    assert "s3cr3t-value" not in logged and secret_header.split()[1] not in logged
+
+
+async def test_an_answer_missing_what_it_should_carry_is_a_clear_api_error() -> None:
+    client, _ = make_client(lambda r: httpx.Response(200, json={"unexpected": True}))
+    async with client:
+        with pytest.raises(ApiError, match="not in the expected shape"):
+            await client.get_asset("asset_1")

@@ -31,8 +31,8 @@ if TYPE_CHECKING:
     from scenario_upscale_mcp.config import Settings
 
 ASSET_ID = re.compile(r"^asset_[A-Za-z0-9_-]+$")
-# POST /assets takes base64 JSON below this size; larger files need the multipart /uploads flow.
-SIMPLE_UPLOAD_LIMIT = 6 * 1000 * 1000
+# POST /assets takes the file inline (a data URL) below this size; larger files go through /uploads.
+SIMPLE_UPLOAD_LIMIT = 3_500_000  # inline below this (as a data URL); the multipart flow from here on
 # Formats the API accepts that Pillow can decode here (SVG and HEIF need plugins this server lacks).
 READABLE_FORMATS = {
     "JPEG": "image/jpeg",

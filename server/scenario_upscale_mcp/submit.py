@@ -107,6 +107,8 @@ async def submit(
             return await _recover_or_raise(state, submission, attempt, exc)
         except PlanLimitReachedError as exc:
             await _finish(state, attempt, "rejected")
+            if exc.not_in_plan:
+                raise  # the plan lacks the action altogether: no wait or retry can help
             plan_limit_refusals += 1
             delay = (
                 exc.retry_after

@@ -1,7 +1,8 @@
 """Turning a checked local image into a Scenario asset: once per content, small files inline, large in parts.
 
-Under 6 MB the file goes as base64 JSON (`POST /assets`). From 6 MB on it goes through the multipart
-`/uploads` flow: parts of at least 5 MiB read from disk one at a time and PUT a few at once, so
+Under 3.5 MB the file goes inline as a data URL (`POST /assets`), as Scenario's own Blender and Unity
+clients send it (the gateway caps bodies at 10 MB, and base64 grows a file by a third). From 3.5 MB
+on it goes through the multipart `/uploads` flow (a single part is allowed): parts of at least 5 MiB read from disk one at a time and PUT a few at once, so
 memory stays bounded by part size × concurrency whatever the file's size; then `complete`, then
 polling until the upload is `imported` as an asset.
 """
@@ -54,7 +55,7 @@ async def upload_image(state: AppState, image: LocalImage, *, name: str | None =
     file_name = name or image.path.name
     if image.size < SIMPLE_UPLOAD_LIMIT:
         data = await anyio.Path(image.path).read_bytes()
-        asset_id = (await state.client.create_asset(file_name, data)).id
+        asset_id = (await state.client.create_asset(file_name, data, image.mime_type)).id
     else:
         asset_id = await upload_in_parts(
             state.client,

@@ -136,3 +136,11 @@ async def test_a_refused_part_fails_with_a_clear_message(
     result = await client.call_tool("upload_image", {"image": str(path)})
     assert result.is_error
     assert "Uploading a part of the image was refused (HTTP 403)" in result.content[0].text  # type: ignore[union-attr]
+
+
+async def test_a_small_image_is_uploaded_inline_as_a_data_url(
+    client: Client, sandbox: Sandbox, sample_image: Path
+) -> None:
+    result = await client.call_tool("upload_image", {"image": str(sample_image)})
+    assert not result.is_error
+    assert sandbox.asset_image_forms == ["data_url"]

@@ -1,12 +1,20 @@
-"""The Scenario REST client: the only module that speaks HTTP.
+"""The Scenario API client: one adapter over Scenario's official SDK, plus the HTTP the SDK does not do.
 
-One long-lived `httpx.AsyncClient` per server (owned by the lifespan), an injectable transport for
-tests, and one choke point (`_send`) where every failure becomes a typed `errors.ScenarioError`.
+Every API call goes through `scenario_sdk.AsyncScenario`, which shares our one long-lived
+`httpx.AsyncClient` (owned by the lifespan; its transport is injectable for tests). What the SDK
+does not do stays here, over that same client: presigned part PUTs, CDN downloads and user-given
+image URLs. One choke point (`_call`) turns every SDK failure into a typed `errors.ScenarioError`;
+nothing of the SDK's reaches a tool result.
 
-Retries: reads (GET) and uploads are retried on timeouts, dropped connections, 429 and 5xx, with
-backoff that honours `Retry-After`. A generate POST is *billed*, so it is retried only when the API
-surely never received it (the connection could not even be opened); any other failure after
-sending is reported as `SubmissionUncertainError` instead of risking a second charge.
+Retries are ours, not the SDK's: its defaults retry POSTs on 5xx and timeouts with no idempotency
+key (the API has none), which can bill a job twice. So the SDK runs with `max_retries=0`, and
+`_call` retries only reads (GET), on timeouts, dropped connections, 429 and 5xx, with backoff that
+honours `Retry-After`. A generate POST is retried only when the API surely never received it (the
+connection could not even be opened); any other failure after sending is reported as
+`SubmissionUncertainError` instead of risking a second charge. Other POSTs (uploads, cancel) are
+never retried here.
+
+`scenario_sdk` is large, so it is imported on the first API call, never at start-up.
 """
 
 from __future__ import annotations
@@ -17,8 +25,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
-from typing import Any
-from urllib.parse import quote
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import anyio
 import httpx
@@ -41,12 +48,20 @@ from scenario_upscale_mcp.api.errors import (
 )
 from scenario_upscale_mcp.config import DEFAULT_BASE_URL, Settings
 
+if TYPE_CHECKING:
+    from scenario_sdk import AsyncScenario
+    from scenario_sdk.pagination import AsyncJobsCursor
+
 logger = logging.getLogger(__name__)
 
-DRY_RUN_STATUS = 269  # the API's answer to ?dryRun=true: a cost estimate, no job
+T = TypeVar("T")
+P = TypeVar("P", bound="AsyncJobsCursor[Any]")
+
 MAX_ATTEMPTS = 3
 MAX_RETRY_AFTER_SECONDS = 30.0
 MAX_REDIRECTS = 5
+JOB_LIST_PAGE_SIZE = 100  # the API's maximum
+JOB_LIST_MAX_PAGES = 5  # recovery looks at the last few hundred jobs, not the whole history
 
 
 class ScenarioClient:
@@ -69,6 +84,7 @@ class ScenarioClient:
             follow_redirects=True,  # CDN transform URLs redirect
             headers={"User-Agent": f"scenario-upscale-mcp/{__version__}"},
         )
+        self._sdk: AsyncScenario | None = None
 
     async def __aenter__(self) -> ScenarioClient:
         return self
@@ -79,67 +95,139 @@ class ScenarioClient:
     async def aclose(self) -> None:
         await self._http.aclose()
 
+    def _api(self) -> AsyncScenario:
+        """The SDK client, made on the first API call (the import is the costly part)."""
+        credentials = self._settings.credentials()
+        if credentials is None:
+            raise MissingCredentialsError
+        if self._sdk is None:
+            from scenario_sdk import AsyncScenario
+
+            key, secret = credentials
+            self._sdk = AsyncScenario(
+                api_key=key,
+                api_secret=secret,
+                base_url=self.base_url,
+                max_retries=0,  # see the module docstring: retries are decided in `_call`
+                timeout=httpx.Timeout(self._settings.http_timeout_seconds, connect=10.0),
+                http_client=self._http,
+                default_query={"projectId": self._settings.project_id} if self._settings.project_id else None,
+            )
+        return self._sdk
+
     # --- endpoints -------------------------------------------------------------------------------
 
     async def generate(
         self, model_id: str, inputs: Mapping[str, Any], *, dry_run: bool = False
     ) -> GenerateAnswer:
-        """Submit a job (billed), or with `dry_run` get its cost estimate (free, HTTP 269)."""
-        params = {"dryRun": "true"} if dry_run else None
-        body = await self._send(
-            "POST",
-            f"/generate/custom/{_segment(model_id)}",
-            json=dict(inputs),
-            params=params,
-            billed=not dry_run,
+        """Submit a job (billed), or with `dry_run` get its cost estimate (free, HTTP 269).
+
+        A 269 carries an empty `"job": {}` beside the cost: only the cost fields are read from it.
+        """
+        if dry_run:
+            estimate = await self._call(
+                "generate (dry run)",
+                lambda api: api.generate.run_model(model_id, body=dict(inputs), dry_run="true"),
+                retry=False,
+            )
+            try:
+                return GenerateAnswer.model_validate(_answer_dict(estimate) | {"job": None})
+            except (ValidationError, TypeError) as exc:
+                raise ApiError(
+                    "The Scenario API's cost estimate was not in the expected shape.", status=269
+                ) from exc
+        answer = await self._call(
+            "generate", lambda api: api.generate.run_model(model_id, body=dict(inputs)), billed=True
         )
         try:
-            return GenerateAnswer.model_validate(body)
-        except ValidationError as exc:
-            if dry_run:
-                raise ApiError(
-                    "The Scenario API's cost estimate was not in the expected shape.", status=200
-                ) from exc
+            return GenerateAnswer.model_validate(_answer_dict(answer))
+        except (ValidationError, TypeError) as exc:
             raise self._uncertain("the API's answer was not in the expected shape") from exc
 
     async def get_job(self, job_id: str) -> Job:
-        body = await self._send("GET", f"/jobs/{_segment(job_id)}")
-        return Job.model_validate(body["job"])
+        answer = await self._call("get job", lambda api: api.jobs.retrieve(_path_id(job_id, "job id")))
+        return Job.model_validate(_part(answer, "job"))
 
     async def list_jobs(self, *, created_after: str) -> list[Job]:
-        """Jobs created at or after an ISO 8601 instant, newest first: finds a job a lost answer created."""
-        body = await self._send("GET", "/jobs", params={"createdAfter": created_after})
-        return [Job.model_validate(job) for job in body.get("jobs", [])]
+        """Jobs created at or after an ISO 8601 instant, newest first: finds a job a lost answer created.
+
+        Follows `nextPaginationToken` for a few pages of the API's largest size, no further.
+        """
+        first = await self._call(
+            "list jobs",
+            lambda api: api.jobs.list(created_after=created_after, page_size=JOB_LIST_PAGE_SIZE),
+        )
+        jobs: list[Job] = []
+        page = first
+        for number in range(1, JOB_LIST_MAX_PAGES + 1):
+            jobs += [Job.model_validate(_answer_dict(row)) for row in page.jobs]
+            # Not `has_next_page()`: it stops at an empty page, and the API may send an empty page
+            # that still carries a token.
+            if number == JOB_LIST_MAX_PAGES or page.next_page_info() is None:
+                break
+            page = await self._call("list jobs", _next_page(page))
+        return jobs
 
     async def cancel_job(self, job_id: str) -> None:
-        await self._send("POST", f"/jobs/{_segment(job_id)}/action", json={"action": "cancel"}, retry=False)
+        await self._call(
+            "cancel job",
+            lambda api: api.jobs.trigger_action(_path_id(job_id, "job id"), action="cancel"),
+            retry=False,
+        )
 
-    async def create_asset(self, name: str, data: bytes) -> Asset:
-        """Upload a small image (under 6 MB) as base64 JSON. A duplicate asset costs nothing, so retry is safe."""
-        payload = {"image": base64.b64encode(data).decode("ascii"), "name": name}
-        body = await self._send("POST", "/assets", json=payload)
-        return Asset.model_validate(body["asset"])
+    async def create_asset(self, name: str, data: bytes, mime_type: str) -> Asset:
+        """Upload a small image inline, as a data URL (as Scenario's own clients do). Never retried."""
+        data_url = f"data:{mime_type};base64,{base64.b64encode(data).decode('ascii')}"
+        answer = await self._call(
+            "upload asset", lambda api: api.assets.upload(image=data_url, name=name), retry=False
+        )
+        return Asset.model_validate(_part(answer, "asset"))
 
     async def create_upload(self, *, file_name: str, content_type: str, file_size: int, parts: int) -> Upload:
-        body = await self._send(
-            "POST",
-            "/uploads",
-            json={
-                "fileName": file_name,
-                "contentType": content_type,
-                "fileSize": file_size,
-                "parts": parts,
-                "kind": "image",
-            },
+        answer = await self._call(
+            "create upload",
+            lambda api: api.uploads.create(
+                file_name=file_name, content_type=content_type, file_size=file_size, parts=parts, kind="image"
+            ),
+            retry=False,
         )
-        return Upload.model_validate(body["upload"])
+        return Upload.model_validate(_part(answer, "upload"))
 
     async def complete_upload(self, upload_id: str) -> None:
-        await self._send("POST", f"/uploads/{_segment(upload_id)}/action", json={"action": "complete"})
+        await self._call(
+            "complete upload",
+            lambda api: api.uploads.trigger_action(_path_id(upload_id, "upload id"), action="complete"),
+            retry=False,
+        )
 
     async def get_upload(self, upload_id: str) -> Upload:
-        body = await self._send("GET", f"/uploads/{_segment(upload_id)}")
-        return Upload.model_validate(body["upload"])
+        answer = await self._call(
+            "get upload", lambda api: api.uploads.retrieve(_path_id(upload_id, "upload id"))
+        )
+        return Upload.model_validate(_part(answer, "upload"))
+
+    async def get_model(self, model_id: str) -> dict[str, Any]:
+        """`GET /models/{modelId}`: the model as the API describes it (its `inputs` carry the live schema)."""
+        answer = await self._call(
+            "get model", lambda api: api.models.retrieve(_path_id(model_id, "model id"))
+        )
+        model: dict[str, Any] = _part(answer, "model")
+        return model
+
+    async def get_asset(self, asset_id: str) -> Asset:
+        answer = await self._call(
+            "get asset", lambda api: api.assets.retrieve(_path_id(asset_id, "asset id"))
+        )
+        return Asset.model_validate(_part(answer, "asset"))
+
+    async def convert_asset(self, asset_id: str, target_format: str) -> DownloadLink:
+        answer = await self._call(
+            "convert asset",
+            lambda api: api.assets.download.request(
+                _path_id(asset_id, "asset id"), target_format=cast(Any, target_format)
+            ),
+        )
+        return DownloadLink.model_validate(_answer_dict(answer))
 
     async def put_part(self, url: str, data: bytes) -> None:
         """PUT one part's raw bytes to its presigned URL; retried on failure (a part may be sent again).
@@ -197,22 +285,6 @@ class ScenarioClient:
                 raise InputError(f"Could not fetch the image URL ({type(exc).__name__}): {url}") from exc
         raise InputError(f"The image URL redirected more than {MAX_REDIRECTS} times: {url}")
 
-    async def get_model(self, model_id: str) -> dict[str, Any]:
-        """`GET /models/{modelId}`: the model as the API describes it (its `inputs` carry the live schema)."""
-        body = await self._send("GET", f"/models/{_segment(model_id)}")
-        model: dict[str, Any] = body["model"]
-        return model
-
-    async def get_asset(self, asset_id: str) -> Asset:
-        body = await self._send("GET", f"/assets/{_segment(asset_id)}")
-        return Asset.model_validate(body["asset"])
-
-    async def convert_asset(self, asset_id: str, target_format: str) -> DownloadLink:
-        body = await self._send(
-            "POST", f"/assets/{_segment(asset_id)}/download", json={"targetFormat": target_format}
-        )
-        return DownloadLink.model_validate(body)
-
     @asynccontextmanager
     async def open_download(self, url: str) -> AsyncIterator[tuple[int | None, AsyncIterator[bytes]]]:
         """Stream a signed asset URL: yields (Content-Length or None, chunk iterator).
@@ -236,73 +308,34 @@ class ScenarioClient:
 
     # --- the choke point -------------------------------------------------------------------------
 
-    async def _send(
+    async def _call(
         self,
-        method: str,
-        path: str,
+        what: str,
+        request: Callable[[AsyncScenario], Awaitable[T]],
         *,
-        json: Any = None,
-        params: Mapping[str, str] | None = None,
         billed: bool = False,
         retry: bool = True,
-    ) -> Any:
-        """Send one API request; return the parsed JSON body or raise a typed error."""
-        credentials = self._settings.credentials()
-        if credentials is None:
-            raise MissingCredentialsError
-        query = dict(params or {})
-        if self._settings.project_id:
-            query["projectId"] = self._settings.project_id
-        url = f"{self.base_url}{path}"
-        auth = httpx.BasicAuth(*credentials)
+    ) -> T:
+        """Make one SDK call; return its answer or raise a typed error. Reads are retried (see above)."""
+        from scenario_sdk import APIConnectionError, APIStatusError
 
+        api = self._api()
         attempt = 0
         while True:
             attempt += 1
             try:
-                response = await self._http.request(method, url, json=json, params=query or None, auth=auth)
-            except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
-                # The connection was never opened, so nothing reached the API: safe to retry even a
-                # billed request.
-                error: Exception = ApiUnreachableError(
-                    f"Could not connect to the Scenario API at {self.base_url} ({type(exc).__name__}). "
-                    "Check the network and SCENARIO_BASE_URL, then try again."
-                )
-                retryable = retry
-            except httpx.TransportError as exc:
-                if billed:
-                    raise self._uncertain(
-                        f"the connection failed after sending ({type(exc).__name__})"
-                    ) from exc
-                error = ApiUnreachableError(
-                    f"The Scenario API did not answer in time ({type(exc).__name__}). Try again in a minute."
-                )
-                retryable = retry
-            else:
-                if response.status_code < 300 or response.status_code == DRY_RUN_STATUS:
-                    body = _json_or_none(response)
-                    if body is not None:
-                        return body
-                    if billed:
-                        raise self._uncertain(
-                            f"the API answered {response.status_code} with a body that is not JSON"
-                        )
-                    if not response.content.strip():
-                        return {}  # e.g. 204 No Content
-                    raise ApiError(
-                        f"The Scenario API answered {response.status_code} with a body that is not JSON.",
-                        status=response.status_code,
-                    )
-                body = _json_or_none(response)
+                return _readable(await request(api), billed=billed)
+            except APIStatusError as exc:
                 api_error = api_error_from(
-                    response.status_code, body, response.text, retry_after=_retry_after(response.headers)
+                    exc.status_code,
+                    exc.body,
+                    exc.response.text,
+                    retry_after=_retry_after(exc.response.headers),
                 )
-                logger.info(
-                    "API %s %s answered %s %s", method, path, response.status_code, api_error.name or ""
-                )
+                logger.info("API %s answered %s %s", what, exc.status_code, api_error.name or "")
                 if billed and isinstance(api_error, ServerError):
-                    raise self._uncertain(f"the API answered {response.status_code}") from api_error
-                error = api_error
+                    raise self._uncertain(f"the API answered {exc.status_code}") from None
+                error: Exception = api_error
                 # A plan limit repeats until a job finishes: no hot retry here (see PlanLimitReachedError).
                 retryable = (
                     retry
@@ -310,12 +343,33 @@ class ScenarioClient:
                     and isinstance(api_error, ServerError | RateLimitedError)
                     and not isinstance(api_error, PlanLimitReachedError)
                 )
+            except APIConnectionError as exc:
+                cause = type(exc.__cause__).__name__ if exc.__cause__ else type(exc).__name__
+                if isinstance(exc.__cause__, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout):
+                    # The connection was never opened, so nothing reached the API: safe to retry even a
+                    # billed request.
+                    error = ApiUnreachableError(
+                        f"Could not connect to the Scenario API at {self.base_url} ({cause}). "
+                        "Check the network and SCENARIO_BASE_URL, then try again."
+                    )
+                    retryable = True
+                elif billed:
+                    raise self._uncertain(f"the connection failed after sending ({cause})") from None
+                else:
+                    error = ApiUnreachableError(
+                        f"The Scenario API did not answer in time ({cause}). Try again in a minute."
+                    )
+                    retryable = retry
+            except (_UnreadableAnswer, ValueError) as exc:  # ValueError: a 2xx body that is not valid JSON
+                if billed:
+                    raise self._uncertain(f"the API answered with {exc}") from None
+                raise ApiError(f"The Scenario API answered with {exc}.", status=200) from None
             if not retryable or attempt >= MAX_ATTEMPTS:
                 raise error
             delay = self._retry_base_seconds * 2 ** (attempt - 1)
             if isinstance(error, ApiError) and error.retry_after is not None:
                 delay = min(error.retry_after, MAX_RETRY_AFTER_SECONDS)
-            logger.info("retrying %s %s in %.2f s after %s", method, path, delay, type(error).__name__)
+            logger.info("retrying %s in %.2f s after %s", what, delay, type(error).__name__)
             await anyio.sleep(delay)
 
     @staticmethod
@@ -327,16 +381,61 @@ class ScenarioClient:
         )
 
 
-def _json_or_none(response: httpx.Response) -> Any:
-    try:
-        return response.json()
-    except ValueError:
-        return None
+def import_sdk() -> None:
+    """Import Scenario's SDK and the parts of it this client uses (to warm it ahead of the first call)."""
+    from scenario_sdk import AsyncScenario
+
+    api = AsyncScenario(api_key="-", api_secret="-", base_url="http://127.0.0.1")  # noqa: S106 - never used to send
+    for resource in ("generate", "jobs", "assets", "uploads", "models"):
+        getattr(api, resource)  # each resource module is imported on first access
 
 
-def _segment(identifier: str) -> str:
-    """An id as one URL path segment: never a way to reach another path of the API."""
-    return quote(identifier, safe="")
+def _next_page(page: P) -> Callable[[AsyncScenario], Awaitable[P]]:
+    async def fetch(_api: AsyncScenario) -> P:
+        return await page.get_next_page()
+
+    return fetch
+
+
+def _part(answer: Any, key: str) -> Any:
+    """What an answer carries under `key` (`job`, `asset`, ...), or a clear error when it is missing."""
+    value = _answer_dict(answer).get(key)
+    if not isinstance(value, dict):
+        raise ApiError(f"The Scenario API's answer was not in the expected shape (no {key!r}).", status=200)
+    return value
+
+
+class _UnreadableAnswer(Exception):
+    """A success status whose body is not the JSON object every endpoint answers with."""
+
+
+def _readable(answer: T, *, billed: bool) -> T:
+    """The SDK hands back the raw text (not an error) when a 2xx body is not JSON; refuse it here.
+
+    An empty body (204 No Content) is a fine answer to a call whose answer is not read, never to a
+    billed one, whose answer must name its job.
+    """
+    if isinstance(answer, str | bytes):
+        if billed or answer.strip():
+            raise _UnreadableAnswer("a body that is not JSON")
+        return cast(T, {})
+    return answer
+
+
+def _answer_dict(answer: Any) -> dict[str, Any]:
+    """An SDK answer as the API's own JSON names (camelCase), so our tolerant models parse it."""
+    if isinstance(answer, dict):
+        return answer
+    data: dict[str, Any] = answer.to_dict(mode="json", use_api_names=True, exclude_unset=True)
+    return data
+
+
+def _path_id(identifier: str, what: str) -> str:
+    """An id the SDK will put in a URL path (it quotes it as one segment); `.` and `..` would still
+    mean another path, and the SDK refuses them with a bare ValueError: refuse them clearly first."""
+    if identifier.strip(".") == "":
+        raise InputError(f"{identifier!r} is not a valid {what}.")
+    return identifier
 
 
 def _retry_after(headers: httpx.Headers) -> float | None:

@@ -115,9 +115,21 @@ class PlanLimitReachedError(RateLimitedError):
         value = self.details.get("actionLimit")
         return value if isinstance(value, int) else None
 
+    @property
+    def not_in_plan(self) -> bool:
+        """`actionLimit: 0`: the plan does not include the action at all, so waiting never helps."""
+        return self.limit == 0
+
 
 class ServerError(ApiError):
     pass
+
+
+# What the API's `details.actionName` values mean, in the words of the message they end up in.
+_ACTION_NAMES = {
+    "parallel-custom-jobs": "jobs running at once",
+    "parallel-training": "trainings running at once",
+}
 
 
 def api_error_from(
@@ -176,10 +188,18 @@ def api_error_from(
         return NotFoundError(f"Not found (404){said}. Check the id.", **common)
     if status == 429 and name == "PlanLimitReachedError":
         limit = details.get("actionLimit")
+        action = details.get("actionName")
+        action_text = _ACTION_NAMES.get(str(action), f"“{action}”") if action else "this action"
+        if limit == 0:
+            return PlanLimitReachedError(
+                f"Your Scenario plan does not include {action_text}{said}. Retrying cannot help: upgrade the "
+                "plan on app.scenario.com, or ask the team's admin.",
+                **common,
+            )
         cap = f" of {limit}" if limit is not None else ""
         return PlanLimitReachedError(
-            f"Your Scenario plan's limit{cap} on jobs running at once is reached{said}. Wait for a running "
-            "job to finish (get_job), then submit again; retrying right away fails the same way.",
+            f"Your Scenario plan's limit{cap} on {action_text} is reached{said}. Wait for a running job to "
+            "finish (get_job), then submit again; retrying right away fails the same way.",
             **common,
         )
     if status == 429:
