@@ -148,7 +148,9 @@ async def test_api_routes_need_a_basic_key_and_secret(sim: Sandbox, authorizatio
     assert error_of(response)["name"] == "UnauthorizedError"
 
 
-async def test_the_model_schemas_list_every_documented_input(http: httpx.AsyncClient, sim: Sandbox) -> None:
+async def test_the_model_schemas_list_every_documented_input_in_the_json_apis_shape(
+    http: httpx.AsyncClient, sim: Sandbox
+) -> None:
     v3 = (await http.get(f"/models/{V3}")).json()["model"]
     texture = (await http.get(f"/models/{TEXTURE}", params={"projectId": "proj_1"})).json()["model"]
 
@@ -159,13 +161,26 @@ async def test_the_model_schemas_list_every_documented_input(http: httpx.AsyncCl
         "negativePrompt", "guidanceScale", "controlnetConditioningScale", "strength", "fractality",
         "loraDetailsScale", "seed", "strengthDecay", "overrideEmbeddings",
     ]  # fmt: skip
-    assert v3_inputs["image"]["required"] is True
+    # `required` is a rule object, present only on required inputs; types are the JSON API's.
+    assert v3_inputs["image"]["required"] == {"always": True}
+    assert [name for name, item in {**v3_inputs, **texture_inputs}.items() if "required" in item] == ["image"]
+    assert (v3_inputs["image"]["type"], v3_inputs["image"]["kind"]) == ("file", "image")
+    assert (v3_inputs["styleImages"]["type"], v3_inputs["styleImages"]["maxLength"]) == ("file_array", 10)
+    assert (texture_inputs["imagePrompt"]["type"], texture_inputs["imagePrompt"]["maxLength"]) == (
+        "file_array",
+        4,
+    )
+    assert (texture_inputs["loras"]["type"], texture_inputs["loras"]["default"]) == ("model_array", [])
+    assert texture_inputs["lorasScale"]["type"] == "number_array"
+    assert {item["type"] for item in v3["inputs"] + texture["inputs"]} == {
+        "file", "file_array", "model_array", "number_array", "string", "number", "boolean",
+    }  # fmt: skip
     assert (v3_inputs["upscaleFactor"]["min"], v3_inputs["upscaleFactor"]["max"]) == (1, 16)
-    assert v3_inputs["styleImages"]["maxLength"] == 10
+    assert v3_inputs["tileStyle"]["default"] is False
     assert "3d-rendered" in v3_inputs["style"]["allowedValues"]
     assert (texture_inputs["upscaleFactor"]["min"], texture_inputs["upscaleFactor"]["max"]) == (2, 8)
-    assert texture_inputs["imagePrompt"]["maxLength"] == 4
     assert texture_inputs["baseModel"]["allowedValues"] == ["FLUX.1-dev", "FLUX.1-Krea-dev"]
+    assert (v3["id"], v3["type"], v3["custom"]) == (V3, "custom", True)
 
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=sim.app), base_url=BASE_URL) as public:
         with_public_token = await public.get(f"/models/{V3}", headers={"Authorization": "public-auth-token"})
@@ -203,12 +218,13 @@ async def test_an_uploaded_image_round_trips_through_the_signed_cdn(
     ("body", "field"),
     [
         ({"image": "@@not base64@@", "name": "x.png"}, "image"),
-        ({"image": base64.b64encode(b"plain text, not pixels").decode()}, "image"),
+        ({"image": base64.b64encode(b"plain text, not pixels").decode(), "name": "x.png"}, "image"),
         ({"image": base64.b64encode(image_bytes()).decode(), "collection": "c"}, "collection"),
         ({"name": "x.png"}, "image"),
+        ({"image": base64.b64encode(image_bytes()).decode()}, "name"),  # Required in the SDK's params
     ],
 )
-async def test_asset_uploads_that_are_not_images_are_refused(
+async def test_asset_uploads_that_are_not_images_or_lack_a_name_are_refused(
     http: httpx.AsyncClient, body: dict[str, Any], field: str
 ) -> None:
     response = await http.post("/assets", json=body)
@@ -219,11 +235,25 @@ async def test_asset_uploads_that_are_not_images_are_refused(
     assert error["details"]["field"] == field
 
 
-async def test_a_data_url_upload_is_accepted(http: httpx.AsyncClient) -> None:
-    data_url = "data:image/jpeg;base64," + base64.b64encode(image_bytes(image_format="JPEG")).decode()
-    response = await http.post("/assets", json={"image": data_url})
+async def test_an_image_sent_as_a_data_url_or_bare_base64_is_accepted_and_its_form_recorded(
+    http: httpx.AsyncClient, storage: httpx.AsyncClient, sim: Sandbox
+) -> None:
+    jpeg = image_bytes(image_format="JPEG")
+    data_url = "data:image/jpeg;base64," + base64.b64encode(jpeg).decode()
+    as_data_url = await http.post("/assets", json={"image": data_url, "name": "photo.jpg"})
+    as_base64 = await http.post("/assets", json={"image": base64.b64encode(jpeg).decode(), "name": "b.jpg"})
+    refused = await http.post("/assets", json={"image": "data:image/jpeg," + data_url[23:], "name": "c.jpg"})
 
-    assert response.json()["asset"]["mimeType"] == "image/jpeg"
+    assert as_data_url.status_code == 200 and as_base64.status_code == 200
+    asset = as_data_url.json()["asset"]
+    assert asset["mimeType"] == "image/jpeg"
+    assert (await storage.get(asset["url"])).content == jpeg  # the data URL's prefix is not in the bytes
+    assert refused.status_code == 400 and "base64" in error_of(refused)["reason"]
+    assert sim.asset_image_forms == ["data_url", "base64"]
+    state = (await storage.get("http://sandbox.test/_sandbox/state")).json()
+    assert state["assetImageForms"] == ["data_url", "base64"]
+    await storage.post("http://sandbox.test/_sandbox/reset")
+    assert sim.asset_image_forms == []
 
 
 async def test_an_unknown_asset_is_not_found(http: httpx.AsyncClient) -> None:
@@ -252,7 +282,10 @@ async def test_cdn_urls_are_signed_and_can_be_made_to_expire(
     assert expired.text == "<Error><Code>AccessDenied</Code><Message>Request has expired</Message></Error>"
 
 
-@pytest.mark.parametrize(("target", "pillow_format"), [("jpeg", "JPEG"), ("webp", "WEBP"), ("png", "PNG")])
+@pytest.mark.parametrize(
+    ("target", "pillow_format"),
+    [("jpeg", "JPEG"), ("jpg", "JPEG"), ("webp", "WEBP"), ("png", "PNG"), ("gif", "GIF"), ("tiff", "TIFF")],
+)
 async def test_download_converts_to_the_requested_format(
     http: httpx.AsyncClient, storage: httpx.AsyncClient, target: str, pillow_format: str
 ) -> None:
@@ -272,6 +305,16 @@ async def test_download_refuses_an_unknown_format(http: httpx.AsyncClient) -> No
 
     assert response.status_code == 400
     assert error_of(response)["details"]["field"] == "targetFormat"
+
+
+async def test_download_says_when_the_sdk_knows_a_format_the_sandbox_cannot_write(
+    http: httpx.AsyncClient,
+) -> None:
+    asset_id = await upload(http, image_bytes())
+    response = await http.post(f"/assets/{asset_id}/download", json={"targetFormat": "heif"})
+
+    assert response.status_code == 400
+    assert error_of(response)["reason"].startswith("The sandbox cannot convert an image to heif")
 
 
 async def test_a_truncated_download_promises_every_byte_and_sends_half(
@@ -307,15 +350,55 @@ async def test_a_dry_run_answers_269_with_the_cost_and_creates_no_job(
             json={"image": asset_id, "upscaleFactor": factor},
         )
         assert response.status_code == 269
-        assert set(response.json()) == {"creativeUnitsCost"}
-        costs[factor] = response.json()["creativeUnitsCost"]
+        body = response.json()
+        # As the real API answers: the costs and an empty job (SCENARIO_API.md §1).
+        assert body == {
+            "creativeUnitsCost": body["creativeUnitsCost"],
+            "creativeUnitsDiscount": 0,
+            "costDetails": {"custom-generation": body["creativeUnitsCost"]},
+            "job": {},
+        }
+        costs[factor] = body["creativeUnitsCost"]
     texture = await http.post(f"/generate/custom/{TEXTURE}?dryRun=true", json={"image": asset_id})
+    at_api_tier = await http.post(f"/generate/custom/{TEXTURE}?dryRun=api", json={"image": asset_id})
 
     # The documented made-up formula: base + ceil(price per output megapixel * input MP * factor²).
     assert costs == {2: 2 + math.ceil(1.0 * 0.5 * 4), 4: 2 + math.ceil(1.0 * 0.5 * 16)}
     assert texture.json()["creativeUnitsCost"] == 4 + math.ceil(2.0 * 0.5 * 4)
+    assert at_api_tier.status_code == 269 and at_api_tier.json() == texture.json()
     assert sim.jobs == {}
     assert (await http.get("/jobs")).json()["jobs"] == []
+
+
+@pytest.mark.parametrize(
+    ("query", "field"),
+    [({"dryRun": "1"}, "dryRun"), ({"dryRun": "false"}, "dryRun"), ({"dry_run": "true"}, "dry_run")],
+)
+async def test_a_dry_run_flag_the_api_does_not_know_is_refused_rather_than_billed(
+    http: httpx.AsyncClient, sim: Sandbox, query: dict[str, str], field: str
+) -> None:
+    asset_id = await upload(http, image_bytes())
+
+    response = await http.post(f"/generate/custom/{V3}", params=query, json={"image": asset_id})
+
+    assert response.status_code == 400
+    assert error_of(response)["details"]["field"] == field
+    assert sim.jobs == {}
+
+
+async def test_a_real_generate_answers_200_with_the_job_and_its_costs(http: httpx.AsyncClient) -> None:
+    asset_id = await upload(http, image_bytes((1000, 500)))
+
+    response = await http.post(
+        f"/generate/custom/{V3}", params={"projectId": "proj_1"}, json={"image": asset_id}
+    )
+
+    assert response.status_code == 200
+    body = response.json()
+    assert body["job"]["status"] == "pending" and body["job"]["jobId"].startswith("job_")
+    assert body["creativeUnitsCost"] == 2 + math.ceil(1.0 * 0.5 * 4) == body["job"]["billing"]["cuCost"]
+    assert body["creativeUnitsDiscount"] == 0
+    assert sum(body["costDetails"].values()) == body["creativeUnitsCost"]
 
 
 @pytest.mark.parametrize(
@@ -480,11 +563,52 @@ async def test_the_plan_limit_answers_429_until_a_running_job_finishes(
 
     assert refused.status_code == 429
     assert error_of(refused)["name"] == "PlanLimitReachedError"
-    assert error_of(refused)["details"] == {"actionName": "parallel-custom-jobs", "actionLimit": 1}
+    assert error_of(refused)["details"] == {
+        "actionName": "parallel-custom-jobs",
+        "actionLimit": 1,
+        "actionValue": 1,
+        "limitScope": "team",
+    }
     assert refused.headers["retry-after"] == "2"
     assert len(sim.jobs) == 1
     await wait_for_job(http, first.json()["job"]["jobId"])
     assert (await generate(http, V3, {"image": asset_id})).status_code == 200
+
+
+async def test_a_plan_without_the_action_answers_429_with_action_limit_0_even_with_nothing_running(
+    http: httpx.AsyncClient, sim: Sandbox, storage: httpx.AsyncClient
+) -> None:
+    asset_id = await upload(http, image_bytes())
+    await storage.post("http://sandbox.test/_sandbox/faults", json={"plan_limit": 0})
+
+    refused = [await generate(http, V3, {"image": asset_id}) for _ in range(2)]
+
+    assert [response.status_code for response in refused] == [429, 429]
+    error = error_of(refused[0])
+    assert error["name"] == "PlanLimitReachedError"
+    assert error["details"]["actionName"] == "parallel-custom-jobs"
+    assert error["details"]["actionLimit"] == 0 and error["details"]["actionValue"] == 0
+    assert "does not include" in error["reason"]
+    assert sim.jobs == {}
+
+
+async def test_a_model_the_plan_lacks_answers_403_naming_the_required_plan(
+    http: httpx.AsyncClient, sim: Sandbox, storage: httpx.AsyncClient
+) -> None:
+    asset_id = await upload(http, image_bytes())
+    await storage.post("http://sandbox.test/_sandbox/faults", json={"restricted_models": [TEXTURE]})
+
+    restricted = await generate(http, TEXTURE, {"image": asset_id})
+    estimate = await http.post(f"/generate/custom/{TEXTURE}?dryRun=true", json={"image": asset_id})
+    allowed = await generate(http, V3, {"image": asset_id})
+
+    assert restricted.status_code == 403 and estimate.status_code == 403
+    error = error_of(restricted)
+    assert error["name"] == "ModelAccessRestrictedError"
+    assert error["details"]["modelId"] == TEXTURE and error["details"]["requiredPlan"]
+    assert (await http.get(f"/models/{TEXTURE}")).status_code == 200  # the schema stays readable
+    assert allowed.status_code == 200
+    assert len(sim.jobs) == 1
 
 
 async def test_accept_then_500_bills_exactly_one_job_and_answers_500(
@@ -579,6 +703,120 @@ async def test_jobs_can_be_found_by_creation_time_and_status(http: httpx.AsyncCl
     assert succeeded == []
     assert (await http.get("/jobs", params={"createdAfter": "yesterday"})).status_code == 400
     assert (await http.get("/jobs", params={"status": "failed"})).status_code == 400
+
+
+async def make_jobs(http: httpx.AsyncClient, sim: Sandbox, count: int) -> list[str]:
+    """`count` jobs, oldest first. They are set to fail, so no job renders an image in a thread."""
+    sim.job_seconds = 30
+    sim.faults.fail_next_jobs = count
+    asset_id = await upload(http, image_bytes((8, 6)))
+    return [(await generate(http, V3, {"image": asset_id})).json()["job"]["jobId"] for _ in range(count)]
+
+
+async def test_jobs_come_in_pages_of_50_by_default_newest_first_with_a_token_for_the_rest(
+    http: httpx.AsyncClient, sim: Sandbox
+) -> None:
+    created = await make_jobs(http, sim, 120)
+
+    first = (await http.get("/jobs")).json()
+    second = (await http.get("/jobs", params={"paginationToken": first["nextPaginationToken"]})).json()
+    third = (await http.get("/jobs", params={"paginationToken": second["nextPaginationToken"]})).json()
+    widest = (await http.get("/jobs", params={"pageSize": "100"})).json()
+
+    assert [len(page["jobs"]) for page in (first, second, third)] == [50, 50, 20]
+    assert "nextPaginationToken" not in third
+    listed = [job["jobId"] for page in (first, second, third) for job in page["jobs"]]
+    assert listed == created[::-1]
+    assert [job["jobId"] for job in widest["jobs"]] == created[::-1][:100]
+
+
+async def test_a_small_page_size_pages_through_filtered_jobs_too(
+    http: httpx.AsyncClient, sim: Sandbox
+) -> None:
+    created = await make_jobs(http, sim, 5)
+    since = sim.jobs[created[1]].created_at.isoformat()
+
+    seen: list[str] = []
+    params: dict[str, str] = {"pageSize": "2", "createdAfter": since}
+    while True:
+        page = (await http.get("/jobs", params=params)).json()
+        assert len(page["jobs"]) <= 2
+        seen += [job["jobId"] for job in page["jobs"]]
+        if "nextPaginationToken" not in page:
+            break
+        params["paginationToken"] = page["nextPaginationToken"]
+    pending = (await http.get("/jobs", params={"status": "pending", "pageSize": "3"})).json()
+    by_type = (await http.get("/jobs", params={"types": "upscale,inference", "pageSize": "100"})).json()
+    other_type = (await http.get("/jobs", params={"type": "model-training"})).json()
+
+    assert seen == created[:0:-1]  # every job from the second on, newest first, each once
+    assert len(pending["jobs"]) == 3 and "nextPaginationToken" in pending
+    assert len(by_type["jobs"]) == 5 and other_type["jobs"] == []
+
+
+@pytest.mark.parametrize(
+    ("params", "field"),
+    [
+        ({"pageSize": "101"}, "pageSize"),
+        ({"pageSize": "0"}, "pageSize"),
+        ({"pageSize": "ten"}, "pageSize"),
+        ({"createdAfter": "2026-01-01T00:00:00Z", "status": "success"}, "createdAfter"),
+        ({"createdAfter": "2026-01-01T00:00:00Z", "type": "inference"}, "createdAfter"),
+        ({"updatedAfter": "2026-01-01T00:00:00Z"}, "updatedAfter"),
+        ({"paginationToken": "not-a-token"}, "paginationToken"),
+        ({"paginationToken": "eyJvcmRlciI6ImNyZWF0ZWRBdCIsImFmdGVyIjpbIngiXX0"}, "paginationToken"),
+        ({"page_size": "10"}, "page_size"),
+        ({"hideResults": "yes"}, "hideResults"),
+    ],
+)
+async def test_a_jobs_listing_outside_the_sdks_parameters_is_400(
+    http: httpx.AsyncClient, params: dict[str, str], field: str
+) -> None:
+    response = await http.get("/jobs", params=params)
+
+    assert response.status_code == 400
+    error = error_of(response)
+    assert error["name"] == "BadRequestError"
+    assert error["details"]["field"] == field
+
+
+async def test_an_empty_page_can_still_carry_a_token_to_the_rest_as_the_sdk_warns(
+    http: httpx.AsyncClient, sim: Sandbox
+) -> None:
+    created = await make_jobs(http, sim, 3)
+    sim.faults.empty_job_pages = 2
+
+    empty = (await http.get("/jobs", params={"pageSize": "2"})).json()
+    still_empty = (
+        await http.get("/jobs", params={"pageSize": "2", "paginationToken": empty["nextPaginationToken"]})
+    ).json()
+    first = (
+        await http.get(
+            "/jobs", params={"pageSize": "2", "paginationToken": still_empty["nextPaginationToken"]}
+        )
+    ).json()
+    rest = (
+        await http.get("/jobs", params={"pageSize": "2", "paginationToken": first["nextPaginationToken"]})
+    ).json()
+
+    assert empty["jobs"] == still_empty["jobs"] == []
+    assert [job["jobId"] for job in first["jobs"] + rest["jobs"]] == created[::-1]
+    assert "nextPaginationToken" not in rest
+    assert sim.faults.empty_job_pages == 0
+
+
+async def test_a_status_filter_pages_by_update_date_and_takes_updated_after(
+    http: httpx.AsyncClient, sim: Sandbox
+) -> None:
+    created = await make_jobs(http, sim, 3)
+    before = datetime(2000, 1, 1, tzinfo=UTC).isoformat()
+
+    page = (await http.get("/jobs", params={"status": "pending", "updatedAfter": before})).json()
+    created_order_token = (await http.get("/jobs", params={"pageSize": "1"})).json()["nextPaginationToken"]
+    mixed = await http.get("/jobs", params={"status": "pending", "paginationToken": created_order_token})
+
+    assert {job["jobId"] for job in page["jobs"]} == set(created)
+    assert mixed.status_code == 400  # a token belongs to the listing (and its order) that gave it
 
 
 # --- multipart uploads -----------------------------------------------------------------------------
@@ -717,6 +955,8 @@ async def test_faults_can_be_set_inspected_and_reset_over_http(
         cancel_refused=False,
         truncate_downloads=1,
         retry_after_seconds=None,
+        restricted_models=[TEXTURE],
+        empty_job_pages=1,
     )
     every_field = asdict(wanted)
     assert set(every_field) == {fault.name for fault in fields(Faults)} == set(_FAULT_KINDS)
@@ -724,13 +964,14 @@ async def test_faults_can_be_set_inspected_and_reset_over_http(
     changed = await storage.post(f"{control}/faults", json=every_field)
     unknown = await storage.post(f"{control}/faults", json={"explode": True})
     mistyped = await storage.post(f"{control}/faults", json={"server_errors": "two"})
+    no_such_model = await storage.post(f"{control}/faults", json={"restricted_models": ["model_nope"]})
     state = (await storage.get(f"{control}/state")).json()
 
     assert changed.status_code == 200
     assert sim.faults == wanted
-    assert unknown.status_code == 400 and mistyped.status_code == 400
+    assert unknown.status_code == 400 and mistyped.status_code == 400 and no_such_model.status_code == 400
     assert state["faults"] == changed.json()["faults"]
-    assert state["requestsPerRoute"]["POST /_sandbox/faults"] == 3
+    assert state["requestsPerRoute"]["POST /_sandbox/faults"] == 4
 
     await storage.post(f"{control}/reset")
     assert sim.faults == Faults()

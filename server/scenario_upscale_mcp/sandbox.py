@@ -4,9 +4,15 @@ It serves the tests, the demo, and anyone who wants to try the MCP server
 without a Scenario account. It follows ``docs/SCENARIO_API.md``: the two upscale
 models and their input validation, assets and a signed CDN, the multipart
 upload flow, generate (with dry runs), jobs that move through the real statuses
-over wall time, and the documented error shapes. Knobs on :class:`Faults` inject
-the failures a client must survive (plan limit, 5xx, accepted-then-500, slow
+over wall time and are listed in pages, and the documented error shapes. Knobs on
+:class:`Faults` inject the failures a client must survive (plan limit, a plan
+without the action, a model the plan lacks, 5xx, accepted-then-500, slow
 answers, failed jobs, expired URLs, truncated downloads).
+
+Its answers follow Scenario's official SDK (scenario-sdk, generated from the
+OpenAPI spec): ``tests/test_api_contract.py`` parses every one of them under the
+SDK's response types with validation on. The one exception is the dry run's
+HTTP 269, whose ``"job": {}`` is what the real API sends (SCENARIO_API.md §1).
 
 It says it is a simulator wherever it answers: every response carries
 ``x-scenario-sandbox: simulator``, ``GET /`` says so, and injected faults say
@@ -26,6 +32,7 @@ import binascii
 import hashlib
 import hmac
 import ipaddress
+import itertools
 import json
 import logging
 import math
@@ -59,6 +66,7 @@ logger = logging.getLogger(__name__)
 
 SANDBOX_HEADER = "x-scenario-sandbox"
 
+JOB_TYPE = "inference"  # every sandbox job runs a model (the type cancel is documented for)
 TERMINAL_STATUSES = frozenset({"success", "failure", "canceled"})
 JOB_STATUSES = (
     "pending",
@@ -87,6 +95,8 @@ CDN_URL_TTL_SECONDS = 24 * 3600  # "valid for at least 24 h" (SCENARIO_API.md §
 PART_URL_TTL_SECONDS = 3600
 MIN_PART_BYTES = 5 * 1024 * 1024  # S3's minimum for every part but the last
 MAX_PARTS = 10_000
+DEFAULT_PAGE_SIZE = 50  # GET /jobs: "default value is 50, maximum value is 100, minimum value is 1"
+MAX_PAGE_SIZE = 100
 _CDN_CHUNK_BYTES = 1024 * 1024
 
 ACCEPTED_IMAGE_TYPES = frozenset(
@@ -102,13 +112,60 @@ ACCEPTED_IMAGE_TYPES = frozenset(
         "image/heic",
     }
 )
-# targetFormat of POST /assets/{id}/download -> (Pillow format, MIME type).
+# targetFormat of POST /assets/{id}/download -> (Pillow format, MIME type): the SDK's image formats
+# that Pillow writes. The SDK's others ("heif", "svg", and 3D, audio and video formats) are refused.
 _DOWNLOAD_FORMATS: dict[str, tuple[str, str]] = {
     "png": ("PNG", "image/png"),
     "jpeg": ("JPEG", "image/jpeg"),
+    "jpg": ("JPEG", "image/jpeg"),
     "webp": ("WEBP", "image/webp"),
+    "gif": ("GIF", "image/gif"),
+    "tif": ("TIFF", "image/tiff"),
+    "tiff": ("TIFF", "image/tiff"),
 }
+Image.init()
+if "AVIF" in Image.SAVE:  # Pillow builds without libavif cannot write it.
+    _DOWNLOAD_FORMATS["avif"] = ("AVIF", "image/avif")
+_OTHER_SDK_FORMATS = frozenset(
+    {"avif", "heif", "svg", "glb", "fbx", "obj", "mp3", "mp4"} - _DOWNLOAD_FORMATS.keys()
+)
 _EXTENSIONS = {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp", "image/gif": "gif"}
+
+# Made up: who owns what the simulator creates (the real API names the caller's user and team).
+SANDBOX_AUTHOR_ID = "user_sandbox"
+SANDBOX_OWNER_ID = "team_sandbox"
+_MODELS_PUBLISHED_AT = "2025-01-01T00:00:00.000Z"  # Made up
+
+# Made up: what an image asset offers in Scenario's editor (the SDK lists these values, not which apply).
+_IMAGE_EDIT_CAPABILITIES = (
+    "DETECTION",
+    "GENERATIVE_FILL",
+    "PIXELATE",
+    "PROMPT_EDITING",
+    "REFINE",
+    "REFRAME",
+    "REMOVE_BACKGROUND",
+    "SEGMENTATION",
+    "UPSCALE",
+    "VECTORIZATION",
+)
+
+# The query parameters the SDK sends, by route (its *_params.py types name them).
+_GENERATE_QUERY = ("dryRun", "ipDetection", "projectId")
+_DRY_RUN_VALUES = ("true", "api")
+_JOBS_QUERY = (
+    "authorId",
+    "createdAfter",
+    "hideResults",
+    "pageSize",
+    "paginationToken",
+    "projectId",
+    "status",
+    "type",
+    "types",
+    "updatedAfter",
+    "workflowId",
+)
 
 _SIMULATED_FAILURE_ERROR = "Simulated failure: the sandbox was told to fail this job (fail_next_jobs)."
 _SIMULATED_FAILURE_HINT = (
@@ -121,12 +178,29 @@ _SIMULATED_FAILURE_HINT = (
 # ---------------------------------------------------------------------------
 
 
+# The input types of the JSON API (`GET /models/{id}`), not the docs' prose ("assetId", "assetId[]", ...).
+INPUT_TYPES = (
+    "boolean",
+    "file",
+    "file_array",
+    "inputs_array",
+    "model",
+    "model_array",
+    "number",
+    "number_array",
+    "string",
+    "string_array",
+)
+_FILE_TYPES = frozenset({"file", "file_array"})
+
+
 @dataclass(frozen=True)
 class ModelInput:
     """One input of a model, as `GET /models/{id}` lists it and generate validates it."""
 
     name: str
-    type: str  # "assetId", "assetId[]", "model[]", "number[]", "string", "number", "boolean"
+    type: str  # one of INPUT_TYPES; the simulated models use file, file_array, model_array, number_array,
+    # string, number and boolean
     description: str
     default: Any = None
     min: float | None = None
@@ -135,20 +209,28 @@ class ModelInput:
     max_length: int | None = None  # item count, for arrays
     required: bool = False
 
+    def __post_init__(self) -> None:
+        if self.type not in INPUT_TYPES:
+            raise ValueError(f"{self.name}: {self.type!r} is not an input type of the API")
+
     @property
     def is_array(self) -> bool:
-        return self.type.endswith("[]")
+        return self.type.endswith("_array")
 
     def to_json(self) -> dict[str, Any]:
+        """The input in the JSON API's shape: `required` is a rule object, present only when required."""
         described: dict[str, Any] = {
             "name": self.name,
             "type": self.type,
+            # "file and file_array inputs always expose a kind: when a model does not declare one,
+            # image is returned" (the SDK's ModelInput).
+            "kind": "image" if self.type in _FILE_TYPES else None,
             "default": self.default,
             "min": self.min,
             "max": self.max,
             "allowedValues": list(self.allowed_values) if self.allowed_values else None,
             "maxLength": self.max_length,
-            "required": self.required,
+            "required": {"always": True} if self.required else None,
             "description": self.description,
         }
         return {key: value for key, value in described.items() if value is not None}
@@ -168,6 +250,28 @@ class ModelSpec:
     def input(self, name: str) -> ModelInput:
         return next(spec for spec in self.inputs if spec.name == name)
 
+    def to_json(self) -> dict[str, Any]:
+        """The model as `GET /models/{id}` shows it: every field the SDK's model type requires, and inputs."""
+        return {
+            "id": self.id,
+            "name": self.name,
+            # Made up where Scenario publishes nothing: Scenario's own upscalers are public custom
+            # models (run through /generate/custom), trained and ready.
+            "type": "custom",
+            "custom": True,
+            "capabilities": ["img2img"],
+            "source": "scenario",
+            "privacy": "public",
+            "status": "trained",
+            "collectionIds": [],
+            "exampleAssetIds": [],
+            "tags": [],
+            "trainingImagesNumber": 0,
+            "createdAt": _MODELS_PUBLISHED_AT,
+            "updatedAt": _MODELS_PUBLISHED_AT,
+            "inputs": [spec.to_json() for spec in self.inputs],
+        }
+
     def cost(self, width: int, height: int, upscale_factor: float) -> int:
         output_megapixels = width * height / 1_000_000 * upscale_factor**2
         # round() first so float noise (4.0000000001) does not add a unit.
@@ -176,7 +280,7 @@ class ModelSpec:
 
 _PRESETS = ("precise", "balanced", "creative")
 _SEED = ModelInput("seed", "number", "Seed used for reproduction", min=0, max=2147483647)
-_IMAGE = ModelInput("image", "assetId", "Image to upscale", required=True)
+_IMAGE = ModelInput("image", "file", "Image to upscale", required=True)
 
 UPSCALE_V3 = ModelSpec(
     id="model_upscale-v3",
@@ -216,7 +320,7 @@ UPSCALE_V3 = ModelSpec(
             default="precise",
             allowed_values=_PRESETS,
         ),
-        ModelInput("styleImages", "assetId[]", "Images whose style the output should follow", max_length=10),
+        ModelInput("styleImages", "file_array", "Images whose style the output should follow", max_length=10),
         ModelInput(
             "styleStrength",
             "number",
@@ -309,12 +413,12 @@ TEXTURE_UPSCALE = ModelSpec(
             default="balanced",
             allowed_values=_PRESETS,
         ),
-        ModelInput("loras", "model[]", "List of one or more LoRA model IDs or URLs.", default=[]),
-        ModelInput("lorasScale", "number[]", "Scales for the LoRA weights", default=[]),
+        ModelInput("loras", "model_array", "List of one or more LoRA model IDs or URLs.", default=[]),
+        ModelInput("lorasScale", "number_array", "Scales for the LoRA weights", default=[]),
         ModelInput("prompt", "string", "Prompt", default=""),
         ModelInput(
             "imagePrompt",
-            "assetId[]",
+            "file_array",
             "Upload up to 4 images to guide the style of the output.",
             max_length=4,
         ),
@@ -375,6 +479,13 @@ class Faults:
     """Knobs to inject faults. Tests set them directly or through `POST /_sandbox/faults`.
 
     Counters (`fail_next_jobs`, `server_errors`, ...) count down as they fire.
+
+    `plan_limit` caps the jobs in flight: a generate beyond it answers 429 PlanLimitReachedError
+    with `actionLimit` set to it. `plan_limit=0` is a plan that does not include the action at all
+    (`actionLimit: 0`): every generate is refused, and waiting does not help. `restricted_models`
+    lists model ids the plan lacks: generating with one answers 403 ModelAccessRestrictedError.
+    `empty_job_pages` makes the next listings of jobs answer an empty page that still carries a
+    `nextPaginationToken` (to the same place), which the SDK says the real API may do.
     """
 
     plan_limit: int | None = None
@@ -386,6 +497,8 @@ class Faults:
     cancel_refused: bool = True
     truncate_downloads: int = 0
     retry_after_seconds: float | None = None
+    restricted_models: list[str] = field(default_factory=list)
+    empty_job_pages: int = 0
 
 
 # The JSON kind of each Faults field, for `POST /_sandbox/faults` (a test checks it covers them all).
@@ -399,6 +512,8 @@ _FAULT_KINDS: dict[str, tuple[str, bool]] = {  # name -> (kind, None allowed)
     "cancel_refused": ("bool", False),
     "truncate_downloads": ("int", False),
     "retry_after_seconds": ("float", True),
+    "restricted_models": ("model ids", False),
+    "empty_job_pages": ("int", False),
 }
 
 
@@ -411,6 +526,8 @@ class SandboxAsset:
     width: int
     height: int
     created_at: datetime
+    source: str = "uploaded"  # the SDK's asset source: "uploaded", or "upscale" for a job's output
+    parent_job_id: str | None = None  # the job that produced it
 
 
 @dataclass
@@ -440,6 +557,7 @@ class SandboxJob:
     started: float  # time.monotonic() at creation: the timeline is measured from here
     duration: float  # the sandbox's job_seconds when the job was created: later changes leave it alone
     will_fail: bool
+    sequence: int = 0  # creation order, ties of createdAt included: the sort key of GET /jobs
     status: str = "pending"
     progress: float = 0.0
     history: list[tuple[str, datetime]] = field(default_factory=list)
@@ -449,6 +567,10 @@ class SandboxJob:
     # Set by the render thread; the job reads them when it reaches the end of its timeline.
     rendered: RenderedOutput | None = None
     render_error: str | None = None
+
+    @property
+    def updated_at(self) -> datetime:
+        return self.history[-1][1]
 
     def reached(self, status: str) -> bool:
         return any(seen == status for seen, _ in self.history)
@@ -464,14 +586,16 @@ class SandboxJob:
             metadata["hint"] = self.hint
         return {
             "jobId": self.id,
-            "jobType": "inference",
+            "jobType": JOB_TYPE,
+            "authorId": SANDBOX_AUTHOR_ID,
+            "ownerId": SANDBOX_OWNER_ID,
             "status": self.status,
             "progress": self.progress,
             "statusHistory": [{"status": status, "date": _iso(at)} for status, at in self.history],
             "metadata": metadata,
             "billing": {"cuCost": self.cost, "cuDiscount": 0},
             "createdAt": _iso(self.created_at),
-            "updatedAt": _iso(self.history[-1][1]),
+            "updatedAt": _iso(self.updated_at),
         }
 
 
@@ -598,14 +722,20 @@ def _converted(data: bytes, pillow_format: str) -> bytes:
     return out.getvalue()
 
 
-def _decode_base64_image(text: str) -> bytes:
-    # Tolerant like a Node server's Buffer.from(): data: URLs and line-wrapped base64 are accepted.
+def _decode_base64_image(text: str) -> tuple[bytes, str]:
+    """The bytes of `POST /assets`'s "image", and its form: "data_url" or "base64".
+
+    Scenario's own clients send a data URL (`data:<mime>;base64,<...>`); the SDK's docs say base64.
+    Both are accepted, line-wrapped base64 too, as a Node server's Buffer.from() would.
+    """
+    form = "base64"
     if text.startswith("data:"):
         header, _, text = text.partition(",")
         if not header.endswith(";base64"):
             raise _bad_request('"image" data URL must be base64-encoded', field="image")
+        form = "data_url"
     try:
-        return base64.b64decode("".join(text.split()), validate=True)
+        return base64.b64decode("".join(text.split()), validate=True), form
     except (binascii.Error, ValueError):
         raise _bad_request('"image" is not valid base64', field="image") from None
 
@@ -621,6 +751,89 @@ async def _json_object(request: Request, *, optional: bool = False) -> dict[str,
     if not isinstance(value, dict):
         raise _bad_request("Request body must be a JSON object")
     return value
+
+
+def _reject_unknown_query(request: Request, allowed: tuple[str, ...]) -> None:
+    """Query parameters outside the SDK's names for this route are refused, not ignored.
+
+    A misspelt one (`dry_run`, `page_size`) would otherwise change what the call does without a word.
+    """
+    for key in request.query_params:
+        if key not in allowed:
+            raise _bad_request(
+                f'Unknown query parameter "{key}"; allowed: {", ".join(allowed)}',
+                field=key,
+                allowed=list(allowed),
+            )
+
+
+def _bool_query(request: Request, name: str) -> bool | None:
+    text = request.query_params.get(name)
+    if text is None:
+        return None
+    if text not in ("true", "false"):
+        raise _bad_request(f'"{name}" must be true or false (got {text!r})', field=name)
+    return text == "true"
+
+
+def _date_query(request: Request, name: str) -> datetime | None:
+    text = request.query_params.get(name)
+    if text is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise _bad_request(f'"{name}" must be an ISO 8601 date (got {text!r})', field=name) from None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+def _page_size(request: Request) -> int:
+    text = request.query_params.get("pageSize")
+    if text is None:
+        return DEFAULT_PAGE_SIZE
+    try:
+        size = int(text)
+    except ValueError:
+        size = 0
+    if not 1 <= size <= MAX_PAGE_SIZE:
+        raise _bad_request(
+            f'"pageSize" must be an integer between 1 and {MAX_PAGE_SIZE} (got {text!r})',
+            field="pageSize",
+            min=1,
+            max=MAX_PAGE_SIZE,
+        )
+    return size
+
+
+# The sort key of each order of GET /jobs: [sequence], or [updatedAt, sequence].
+_ORDER_KEY_TYPES: dict[str, tuple[type, ...]] = {"createdAt": (int,), "updatedAt": (str, int)}
+
+
+def _pagination_token(order: str, key: list[Any]) -> str:
+    """An opaque token: where the next page starts in the given order."""
+    raw = json.dumps({"order": order, "after": key}, separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _after_key(request: Request, order: str) -> list[Any] | None:
+    token = request.query_params.get("paginationToken")
+    if token is None:
+        return None
+    try:
+        decoded = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
+        after = decoded["after"] if isinstance(decoded, dict) and decoded.get("order") == order else None
+        shape = _ORDER_KEY_TYPES[order]
+        if (
+            isinstance(after, list)
+            and len(after) == len(shape)
+            and all(type(item) is kind for item, kind in zip(after, shape, strict=True))
+        ):
+            return after
+    except (binascii.Error, ValueError):
+        pass
+    raise _bad_request(
+        '"paginationToken" is not a token from a previous page of this listing', field="paginationToken"
+    )
 
 
 def _reject_unknown_fields(body: dict[str, Any], allowed: tuple[str, ...]) -> None:
@@ -668,6 +881,9 @@ class Sandbox:
         self.assets: dict[str, SandboxAsset] = {}
         self.uploads: dict[str, SandboxUpload] = {}
         self.cdn_objects: dict[str, CdnObject] = {}
+        # How each `POST /assets` sent its image, in order: "data_url" or "base64" (bare).
+        self.asset_image_forms: list[str] = []
+        self._job_sequence = itertools.count(1)
         self._secret = secrets.token_bytes(32)
         # Made up: how long an upload stays "validating" after "complete".
         self._import_delay = min(1.0, max(job_seconds, 0.0) / 10)
@@ -774,9 +990,7 @@ class Sandbox:
         return model
 
     async def _get_model(self, request: Request) -> Response:
-        model = self._model(request.path_params["modelId"])
-        inputs = [spec.to_json() for spec in model.inputs]
-        return JSONResponse({"model": {"id": model.id, "name": model.name, "inputs": inputs}})
+        return JSONResponse({"model": self._model(request.path_params["modelId"]).to_json()})
 
     # -- assets and the CDN --------------------------------------------------
 
@@ -787,12 +1001,21 @@ class Sandbox:
         return asset
 
     def _new_asset(
-        self, data: bytes, mime_type: str, width: int, height: int, name: str | None
+        self,
+        data: bytes,
+        mime_type: str,
+        width: int,
+        height: int,
+        name: str | None,
+        *,
+        parent_job_id: str | None = None,
     ) -> SandboxAsset:
         asset_id = _new_id("asset")
         extension = _EXTENSIONS.get(mime_type, mime_type.rpartition("/")[2] or "bin")
         filename = _safe_filename(name or "", f"{asset_id}.{extension}")
-        return SandboxAsset(asset_id, filename, data, mime_type, width, height, _now())
+        # Made up: an upscale job's outputs have the source "upscale"; uploads are "uploaded".
+        source = "uploaded" if parent_job_id is None else "upscale"
+        return SandboxAsset(asset_id, filename, data, mime_type, width, height, _now(), source, parent_job_id)
 
     def _sign(self, resource: str, expires: int) -> str:
         return hmac.new(self._secret, f"{resource}\n{expires}".encode(), hashlib.sha256).hexdigest()
@@ -812,13 +1035,24 @@ class Sandbox:
         return f"{request.base_url}cdn/{key}/{filename}?expires={expires}&sig={signature}"
 
     def _asset_json(self, request: Request, asset: SandboxAsset) -> dict[str, Any]:
+        metadata: dict[str, Any] = {"kind": "image", "type": asset.source, "name": asset.filename}
+        if asset.parent_job_id is not None:
+            metadata["parentJobId"] = asset.parent_job_id
         return {
             "id": asset.id,
             "url": self._cdn_url(request, asset.id, asset.filename),
             "mimeType": asset.mime_type,
             "kind": "image",
             "status": "success",
+            "source": asset.source,
+            "metadata": metadata,
             "properties": {"size": len(asset.data), "width": asset.width, "height": asset.height},
+            "privacy": "private",
+            "authorId": SANDBOX_AUTHOR_ID,
+            "ownerId": SANDBOX_OWNER_ID,
+            "collectionIds": [],
+            "tags": [],
+            "editCapabilities": list(_IMAGE_EDIT_CAPABILITIES),
             "createdAt": _iso(asset.created_at),
             "updatedAt": _iso(asset.created_at),
         }
@@ -828,10 +1062,13 @@ class Sandbox:
         _reject_unknown_fields(body, ("image", "name"))
         image, name = body.get("image"), body.get("name")
         if not isinstance(image, str) or not image:
-            raise _bad_request('"image" is required: a base64-encoded image', field="image")
-        if name is not None and not isinstance(name, str):
-            raise _bad_request('"name" must be a string', field="name")
-        data = _decode_base64_image(image)
+            raise _bad_request(
+                '"image" is required: a data URL (data:<mime>;base64,...) or base64', field="image"
+            )
+        if not isinstance(name, str):  # Required in the SDK's AssetUploadParams.
+            raise _bad_request('"name" is required: the file name, a string', field="name")
+        data, form = _decode_base64_image(image)
+        self.asset_image_forms.append(form)
         sniffed = await run_in_threadpool(_sniff_image, data)
         if sniffed is None:
             raise _bad_request('"image" is not a supported image', field="image")
@@ -851,6 +1088,13 @@ class Sandbox:
         if target is None:
             return JSONResponse(
                 {"url": self._cdn_url(request, asset.id, asset.filename), "mimeType": asset.mime_type}
+            )
+        if isinstance(target, str) and target in _OTHER_SDK_FORMATS:
+            raise _bad_request(
+                f"The sandbox cannot convert an image to {target} (the real API may); "
+                f"it converts to {', '.join(_DOWNLOAD_FORMATS)}",
+                field="targetFormat",
+                allowedValues=list(_DOWNLOAD_FORMATS),
             )
         if not isinstance(target, str) or target not in _DOWNLOAD_FORMATS:
             raise _bad_request(
@@ -919,7 +1163,7 @@ class Sandbox:
 
     def _check_value(self, spec: ModelInput, value: Any) -> None:
         name = spec.name
-        if spec.type == "assetId":
+        if spec.type == "file":
             if not isinstance(value, str) or not value:
                 raise _bad_request(f'"{name}" must be an asset id (asset_...)', field=name)
             if value not in self.assets:
@@ -960,29 +1204,58 @@ class Sandbox:
             )
         for index, item in enumerate(items):
             item_name = f"{name}[{index}]"
-            if spec.type == "number[]":
+            if spec.type == "number_array":
                 if not _is_number(item):
                     raise _bad_request(f'"{item_name}" must be a number (got {item!r})', field=name)
             elif not isinstance(item, str) or not item:
                 raise _bad_request(f'"{item_name}" must be a non-empty string (got {item!r})', field=name)
-            elif spec.type == "assetId[]" and item not in self.assets:
+            elif spec.type == "file_array" and item not in self.assets:
                 raise _asset_not_found(item, name)
 
     async def _generate(self, request: Request) -> Response:
+        _reject_unknown_query(request, _GENERATE_QUERY)
+        dry_run = request.query_params.get("dryRun")
+        if dry_run is not None and dry_run not in _DRY_RUN_VALUES:
+            # Anything else might be taken for a real run: refused rather than billed.
+            raise _bad_request(
+                f'"dryRun" must be one of {", ".join(_DRY_RUN_VALUES)} (got {dry_run!r})',
+                field="dryRun",
+                allowedValues=list(_DRY_RUN_VALUES),
+            )
+        _bool_query(request, "ipDetection")  # Accepted and ignored: detection runs on Enterprise plans only.
         model = self._model(request.path_params["modelId"])
+        # Made up: a model the plan lacks is refused before anything else, dry runs included.
+        self._check_model_access(model)
         inputs = self._validated_inputs(model, await _json_object(request))
         source = self.assets[inputs["image"]]
         factor = float(inputs.get("upscaleFactor", model.input("upscaleFactor").default))
         cost = model.cost(source.width, source.height, factor)
-        if request.query_params.get("dryRun", "").lower() == "true":
-            return JSONResponse({"creativeUnitsCost": cost}, status_code=269)
+        costs = {
+            "creativeUnitsCost": cost,
+            "creativeUnitsDiscount": 0,
+            "costDetails": {"custom-generation": cost},
+        }
+        if dry_run is not None:
+            # The real API's 269 carries an empty job (SCENARIO_API.md §1), outside the SDK's types.
+            return JSONResponse({**costs, "job": {}}, status_code=269)
         self._enforce_plan_limit()
         job = self._start_job(model, inputs, source, factor, cost)
         if self.faults.accept_then_500 > 0:
             self.faults.accept_then_500 -= 1
             logger.info("sandbox: job %s accepted and billed, answering 500 (accept_then_500)", job.id)
             raise ApiError(500, "InternalServerError", "Internal server error (simulated by the sandbox)")
-        return JSONResponse({"job": job.to_api(), "creativeUnitsCost": cost})
+        return JSONResponse({"job": job.to_api(), **costs})
+
+    def _check_model_access(self, model: ModelSpec) -> None:
+        if model.id not in self.faults.restricted_models:
+            return
+        raise ApiError(
+            403,
+            "ModelAccessRestrictedError",
+            f"Your plan does not include the model {model.id}; upgrade to use it (simulated by the sandbox)",
+            # Made up: how a plan is named in `requiredPlan`.
+            {"modelId": model.id, "requiredPlan": "pro"},
+        )
 
     def _enforce_plan_limit(self) -> None:
         limit = self.faults.plan_limit
@@ -991,14 +1264,26 @@ class Sandbox:
         for job in self.jobs.values():
             self._advance(job)
         in_flight = sum(1 for job in self.jobs.values() if job.status not in TERMINAL_STATUSES)
-        if in_flight >= limit:
-            raise ApiError(
-                429,
-                "PlanLimitReachedError",
-                f"Your plan allows {limit} custom jobs in parallel; wait for a running job to finish "
-                "(simulated by the sandbox)",
-                {"actionName": "parallel-custom-jobs", "actionLimit": limit},
+        if in_flight < limit:
+            return
+        if limit == 0:
+            reason = (
+                "Your plan does not include parallel custom jobs: upgrade the plan to run this model "
+                "(simulated by the sandbox)"
             )
+        else:
+            reason = (
+                f"Your plan allows {limit} custom jobs in parallel; wait for a running job to finish "
+                "(simulated by the sandbox)"
+            )
+        # The shape of a live capture (SCENARIO_API.md §5): actionValue is the count in use.
+        details = {
+            "actionName": "parallel-custom-jobs",
+            "actionLimit": limit,
+            "actionValue": in_flight,
+            "limitScope": "team",
+        }
+        raise ApiError(429, "PlanLimitReachedError", reason, details)
 
     def _start_job(
         self, model: ModelSpec, inputs: dict[str, Any], source: SandboxAsset, factor: float, cost: int
@@ -1016,6 +1301,7 @@ class Sandbox:
             started=time.monotonic(),
             duration=max(self.job_seconds, 0.0),
             will_fail=will_fail,
+            sequence=next(self._job_sequence),
             history=[("pending", created)],
         )
         self.jobs[job.id] = job
@@ -1083,7 +1369,9 @@ class Sandbox:
     def _finish_successfully(self, job: SandboxJob) -> None:
         rendered = job.rendered
         assert rendered is not None
-        asset = self._new_asset(rendered.data, "image/png", rendered.width, rendered.height, None)
+        asset = self._new_asset(
+            rendered.data, "image/png", rendered.width, rendered.height, None, parent_job_id=job.id
+        )
         self.assets[asset.id] = asset
         job.asset_ids = [asset.id]
         job.rendered = None  # The asset now holds the bytes; keep one reference.
@@ -1095,29 +1383,75 @@ class Sandbox:
         return JSONResponse({"job": self._job(request.path_params["jobId"]).to_api()})
 
     async def _list_jobs(self, request: Request) -> Response:
-        created_after: datetime | None = None
-        if "createdAfter" in request.query_params:
-            text = request.query_params["createdAfter"]
-            try:
-                created_after = datetime.fromisoformat(text)
-            except ValueError:
-                raise _bad_request(f'"createdAfter" must be an ISO 8601 date (got {text!r})') from None
-            if created_after.tzinfo is None:
-                created_after = created_after.replace(tzinfo=UTC)
-        status = request.query_params.get("status")
+        """`GET /jobs`, with the SDK's query parameters (`jobs.list`): newest first, in pages."""
+        _reject_unknown_query(request, _JOBS_QUERY)
+        query = request.query_params
+        page_size = _page_size(request)
+        status = query.get("status")
         if status is not None and status not in JOB_STATUSES:
-            raise _bad_request(f'"status" must be one of {", ".join(JOB_STATUSES)} (got {status!r})')
-        found = []
+            raise _bad_request(
+                f'"status" must be one of {", ".join(JOB_STATUSES)} (got {status!r})',
+                field="status",
+                allowedValues=list(JOB_STATUSES),
+            )
+        types: list[str] | None = None
+        if "types" in query:  # comma separated; "if types is defined, type will be ignored"
+            types = query["types"].split(",")
+        elif "type" in query:
+            types = [query["type"]]
+        workflow_id, author_id = query.get("workflowId"), query.get("authorId")
+        created_after = _date_query(request, "createdAfter")
+        updated_after = _date_query(request, "updatedAfter")
+        _bool_query(request, "hideResults")  # Accepted and ignored: the sandbox hides no results.
+        # These filters sort by update date, so a creation-date bound makes no sense with them.
+        by_update = status is not None or types is not None or workflow_id is not None
+        if created_after is not None and by_update:
+            raise _bad_request(
+                '"createdAfter" is only allowed without "status", "type", "types" and "workflowId" '
+                '(which sort jobs by update date): use "updatedAfter" with them',
+                field="createdAfter",
+            )
+        if updated_after is not None and not by_update:
+            raise _bad_request(
+                '"updatedAfter" is only allowed with "status", "type", "types" or "workflowId": '
+                'without them jobs are sorted by creation date, use "createdAfter"',
+                field="updatedAfter",
+            )
+        order = "updatedAt" if by_update else "createdAt"
+        after = _after_key(request, order)
+        rows: list[tuple[list[Any], SandboxJob]] = []
         for job in self.jobs.values():
             self._advance(job)
             # Inclusive, so a client that noted the time just before posting always finds its job.
             if created_after is not None and job.created_at < created_after:
                 continue
+            if updated_after is not None and job.updated_at < updated_after:
+                continue
             if status is not None and job.status != status:
                 continue
-            found.append(job)
-        found.sort(key=lambda job: job.created_at, reverse=True)
-        return JSONResponse({"jobs": [job.to_api() for job in found]})
+            if types is not None and JOB_TYPE not in types:
+                continue
+            if workflow_id is not None:
+                continue  # The sandbox runs no workflows.
+            if author_id is not None and author_id != SANDBOX_AUTHOR_ID:
+                continue
+            key: list[Any] = [_iso(job.updated_at), job.sequence] if by_update else [job.sequence]
+            if after is None or key < after:
+                rows.append((key, job))
+        rows.sort(key=lambda row: row[0], reverse=True)
+        if rows and self.faults.empty_job_pages > 0:
+            # "A page can hold fewer jobs than pageSize, or none, while nextPaginationToken is set"
+            # (the SDK's jobs.list): a token to the same place, just above the first row.
+            self.faults.empty_job_pages -= 1
+            first = rows[0][0]
+            return JSONResponse(
+                {"jobs": [], "nextPaginationToken": _pagination_token(order, [*first[:-1], first[-1] + 1])}
+            )
+        page = rows[:page_size]
+        body: dict[str, Any] = {"jobs": [job.to_api() for _, job in page]}
+        if len(rows) > page_size:
+            body["nextPaginationToken"] = _pagination_token(order, page[-1][0])
+        return JSONResponse(body)
 
     async def _job_action(self, request: Request) -> Response:
         job = self._job(request.path_params["jobId"])
@@ -1271,11 +1605,15 @@ class Sandbox:
         described: dict[str, Any] = {
             "id": upload.id,
             "status": upload.status,
+            "source": "multipart",
             "fileName": upload.file_name,
             "contentType": upload.content_type,
             "fileSize": upload.file_size,
             "kind": upload.kind,
+            "partsCount": upload.part_count,
             "parts": upload.part_urls,
+            "authorId": SANDBOX_AUTHOR_ID,
+            "ownerId": SANDBOX_OWNER_ID,
             "entityId": upload.entity_id,
             "errorMessage": upload.error_message,
             "createdAt": _iso(upload.created_at),
@@ -1314,6 +1652,7 @@ class Sandbox:
                 "requestsPerRoute": dict(self.route_counts),
                 "jobs": list(self.jobs),
                 "assets": len(self.assets),
+                "assetImageForms": list(self.asset_image_forms),
                 "uploads": uploads,
             }
         )
@@ -1335,6 +1674,7 @@ class Sandbox:
             setattr(self.faults, fault.name, getattr(Faults(), fault.name))
         self.requests.clear()
         self.route_counts.clear()
+        self.asset_image_forms.clear()
         return JSONResponse({"faults": asdict(self.faults)})
 
 
@@ -1350,6 +1690,10 @@ def _fault_value(name: str, value: Any) -> Any:
         return value
     if kind == "float" and _is_number(value) and value >= 0:
         return float(value)
+    if kind == "model ids":
+        if isinstance(value, list) and all(isinstance(item, str) and item in MODELS for item in value):
+            return list(value)
+        raise _bad_request(f'Fault "{name}" must be a list of model ids among: {", ".join(MODELS)}')
     raise _bad_request(f'Fault "{name}" must be a non-negative {kind}' + (" or null" if nullable else ""))
 
 
