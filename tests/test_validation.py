@@ -136,3 +136,18 @@ async def test_several_bad_arguments_are_reported_together(client: Client, api: 
     text = result.content[0].text  # type: ignore[union-attr]
     assert result.is_error and "3 validation errors" in text
     assert api.requests == []
+
+
+@pytest.mark.parametrize("tool", [V3, TEXTURE])
+async def test_the_handlers_given_parameter_is_no_argument(
+    client: Client, api: RecordingTransport, tool: str
+) -> None:
+    """`given` (the names of the arguments set, filled by the server) can be neither passed nor seen."""
+    result = await client.call_tool(tool, {"image": "asset_source", "given": ["preset"]})
+
+    assert result.is_error
+    text = result.content[0].text  # type: ignore[union-attr]
+    assert "\ngiven\n" in text and "unknown argument" in text
+    allowed = text.split("the allowed arguments are: ", 1)[1].split(" [", 1)[0]
+    assert "given" not in allowed.split(", ") and "image" in allowed.split(", ")
+    assert api.requests == []

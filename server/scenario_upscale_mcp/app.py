@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import functools
+import inspect
 import json
 import logging
+import threading
+import typing
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from mcp.server import CacheHint
+from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.server.mcpserver.tools import Tool
@@ -80,9 +84,34 @@ def create_server(
         lifespan=lifespan,
         tools=[deferred_tool(name) for name in TOOL_NAMES],
         cache_hints={"tools/list": CacheHint(ttl_ms=60_000, scope="public")},
+        middleware=[warm_up_after_listing],
     )
     server.resource(JOB_URI, name="job", title="Upscale job", mime_type="application/json")(job_resource)
     return server
+
+
+async def warm_up_after_listing(ctx: ServerRequestContext[Any, Any], call_next: CallNext) -> HandlerResult:
+    """Once a host has listed the tools, import the API layer in the background.
+
+    Scenario's SDK takes about half a second to import: paid at start-up it would slow every host's
+    launch, paid on the first call it would slow the first upscale. A host lists the tools right
+    after connecting and calls one later, so the import fits in between.
+    """
+    result = await call_next(ctx)
+    if ctx.method == "tools/list":
+        start_api_warm_up()
+    return result
+
+
+@functools.cache  # once per process
+def start_api_warm_up() -> None:
+    threading.Thread(target=_import_api_layer, name="warm-up", daemon=True).start()
+
+
+def _import_api_layer() -> None:
+    from scenario_upscale_mcp.api.client import import_sdk
+
+    import_sdk()
 
 
 JOB_URI = "scenario://jobs/{jobId}"
@@ -146,9 +175,13 @@ class DeferredTool(Tool):
 
 
 def build_tool(spec: ToolSpec) -> Tool:
-    """A registered tool: unknown arguments refused, API-layer errors turned into tool errors."""
-    tool = Tool.from_function(spec.fn, name=spec.name, title=spec.title, annotations=spec.annotations)
-    tool.fn_metadata.arg_model = _forbid_unknown_arguments(tool.fn_metadata.arg_model)
+    """A registered tool: unknown arguments refused, API-layer errors turned into tool errors, and a
+    `Given` parameter (see `scenario_upscale_tools.common.Given`) filled with the arguments the caller set.
+    """
+    given = _given_parameter(spec.fn)
+    listed = spec.fn if given is None else _without_parameter(spec.fn, given)
+    tool = Tool.from_function(listed, name=spec.name, title=spec.title, annotations=spec.annotations)
+    tool.fn_metadata.arg_model = _strict_arguments(tool.fn_metadata.arg_model, given)
     # The strict model's schema is the generated one plus this key; not generating it twice keeps
     # start-up fast (schema generation is most of the cost of listing tools).
     tool.parameters = {**tool.parameters, "additionalProperties": False}
@@ -156,11 +189,45 @@ def build_tool(spec: ToolSpec) -> Tool:
     return tool
 
 
-def _forbid_unknown_arguments(arg_model: type[ArgModelBase]) -> type[ArgModelBase]:
-    """The SDK ignores unknown arguments; a typo like `upscale_factor` must fail loudly instead.
+def _given_parameter(fn: Callable[..., Any]) -> str | None:
+    """The name of `fn`'s `Given` parameter, if it has one."""
+    from scenario_upscale_tools.common import GIVEN  # the tool's module has imported it already
 
-    Every argument error is also restated without pydantic's documentation link, and an unknown
-    argument's error lists the allowed ones, so the assistant can correct its call in one go.
+    hints = typing.get_type_hints(fn, include_extras=True)
+    names = [
+        name for name, hint in hints.items() if any(m is GIVEN for m in getattr(hint, "__metadata__", ()))
+    ]
+    if len(names) > 1:
+        raise TypeError(f"{fn.__name__} declares more than one Given parameter: {names}")
+    return names[0] if names else None
+
+
+def _without_parameter(fn: Callable[..., Any], hidden: str) -> Callable[..., Any]:
+    """`fn` as the SDK should read it to build the argument model and the schema: without `hidden`.
+
+    Only read, never called: the registered tool calls `fn` itself, `hidden` included.
+    """
+    signature = inspect.signature(fn, eval_str=True)
+
+    @functools.wraps(fn)
+    async def listed(**kwargs: Any) -> Any:
+        return await fn(**kwargs)
+
+    listed.__signature__ = signature.replace(  # type: ignore[attr-defined]
+        parameters=[p for p in signature.parameters.values() if p.name != hidden]
+    )
+    return listed
+
+
+def _strict_arguments(arg_model: type[ArgModelBase], given: str | None) -> type[ArgModelBase]:
+    """The argument model as registered.
+
+    The SDK ignores unknown arguments; a typo like `upscale_factor` must fail loudly instead. Every
+    argument error is also restated without pydantic's documentation link, and an unknown argument's
+    error lists the allowed ones, so the assistant can correct its call in one go.
+
+    With `given`, the arguments handed to the tool also carry, under that name, the names of the
+    arguments the caller set (`model_fields_set`): a value equal to its default counts as set.
     """
     allowed = ", ".join(arg_model.model_fields)
 
@@ -188,6 +255,13 @@ def _forbid_unknown_arguments(arg_model: type[ArgModelBase]) -> type[ArgModelBas
                         )
                     )
                 raise ValidationError.from_exception_data(exc.title, details) from None
+
+        def model_dump_one_level(self) -> dict[str, Any]:
+            arguments: dict[str, Any] = super().model_dump_one_level()
+            if given is not None:
+                fields = type(self).model_fields
+                arguments[given] = frozenset(fields[name].alias or name for name in self.model_fields_set)
+            return arguments
 
     return StrictArguments
 

@@ -85,28 +85,75 @@ async def test_sends_every_documented_input_with_loras_and_image_prompts(
     assert body["image"] in sandbox.assets
 
 
-async def test_defaults_are_the_documented_ones(
+async def test_a_call_with_only_the_image_sends_only_the_image(
     client: Client, api: RecordingTransport, sandbox: Sandbox
 ) -> None:
+    """The API applies the preset and the documented defaults itself (SCENARIO_API.md §1, Presets)."""
     asset = sandbox.add_asset(png_bytes(), "a.png")
     result = await client.call_tool("upscale_texture", {"image": asset, "wait": 0})
 
     assert not result.is_error, result.content
-    assert generate_body(api) == {
-        "image": asset,
+    assert generate_body(api) == {"image": asset}
+    assert [r.url.path for r in api.requests] == ["/v1/generate/custom/model_sc-upscale-flux-texture"]
+
+
+async def test_the_listed_schema_still_shows_every_documented_default(client: Client) -> None:
+    [tool] = [tool for tool in (await client.list_tools()).tools if tool.name == "upscale_texture"]
+    defaults = {name: prop.get("default") for name, prop in tool.input_schema["properties"].items()}
+
+    assert defaults == {
+        "image": None, "upscaleFactor": 2, "preset": "balanced", "loras": [], "lorasScale": [], "prompt": "",
+        "imagePrompt": None, "imagePromptStrength": 0.6, "controlnetConditioningScale": 0.4, "strength": 0.4,
+        "numInferenceSteps": 28, "detailsEnable": True, "baseModel": "FLUX.1-dev", "seed": None,
+        "dryRun": False, "wait": 45, "outputDir": None, "allowDuplicate": False,
+    }  # fmt: skip
+
+
+@pytest.mark.parametrize("dry_run", [False, True], ids=["submitted", "dry-run"])
+async def test_a_preset_alone_is_sent_alone_so_the_api_applies_it(
+    client: Client, api: RecordingTransport, sandbox: Sandbox, dry_run: bool
+) -> None:
+    asset = sandbox.add_asset(png_bytes(), "a.png")
+    result = await client.call_tool(
+        "upscale_texture", {"image": asset, "preset": "creative", "dryRun": dry_run, "wait": 0}
+    )
+
+    assert not result.is_error, result.content
+    assert generate_body(api) == {"image": asset, "preset": "creative"}
+    assert (sandbox.jobs == {}) is dry_run
+
+
+@pytest.mark.parametrize("dry_run", [False, True], ids=["submitted", "dry-run"])
+async def test_a_value_equal_to_its_default_is_sent_when_the_caller_sets_it(
+    client: Client, api: RecordingTransport, sandbox: Sandbox, dry_run: bool
+) -> None:
+    arguments = {
         "upscaleFactor": 2,
-        "preset": "balanced",
+        "baseModel": "FLUX.1-dev",
         "loras": [],
         "lorasScale": [],
-        "prompt": "",
-        "imagePromptStrength": 0.6,
-        "controlnetConditioningScale": 0.4,
-        "strength": 0.4,
-        "numInferenceSteps": 28,
         "detailsEnable": True,
-        "baseModel": "FLUX.1-dev",
     }
-    assert [r.url.path for r in api.requests] == ["/v1/generate/custom/model_sc-upscale-flux-texture"]
+    asset = sandbox.add_asset(png_bytes(), "a.png")
+    result = await client.call_tool(
+        "upscale_texture", {"image": asset, **arguments, "dryRun": dry_run, "wait": 0}
+    )
+
+    assert not result.is_error, result.content
+    assert generate_body(api) == {"image": asset, **arguments}
+
+
+async def test_an_unset_factor_still_names_the_file_x2(
+    client: Client, api: RecordingTransport, sample_image: Path
+) -> None:
+    result = await client.call_tool("upscale_texture", {"image": str(sample_image), "wait": 20})
+
+    assert not result.is_error, result.content
+    assert set(generate_body(api)) == {"image"}
+    job = result.structured_content
+    assert job is not None and job["status"] == "success"
+    [output] = job["outputs"]
+    assert Path(output["path"]).name.startswith("castle_texture_x2_")
 
 
 async def test_a_dry_run_with_a_local_file_uploads_it_but_submits_nothing(
@@ -118,3 +165,4 @@ async def test_a_dry_run_with_a_local_file_uploads_it_but_submits_nothing(
     assert result.structured_content is not None and result.structured_content["creativeUnitsCost"] > 0
     assert sandbox.jobs == {}
     assert "would cost" in result.content[0].text  # type: ignore[union-attr]
+    assert generate_body(api) == {"image": generate_body(api)["image"]}  # only what was set

@@ -91,15 +91,86 @@ async def test_sends_the_documented_input_names_with_the_image_as_an_asset_id(
 
     assert not result.is_error, result.content
     [body] = generate_bodies(api)
-    assert set(body) == {
-        "image", "style", "upscaleFactor", "preset", "styleStrength", "tileStyle", "prompt", "negativePrompt",
-        "guidanceScale", "controlnetConditioningScale", "strength", "fractality", "loraDetailsScale", "seed",
-        "strengthDecay", "overrideEmbeddings",
-    }  # fmt: skip
+    # Only what the caller set (the server's own options such as `wait` never go to the API).
+    assert body == {"image": body["image"], "upscaleFactor": 4, "style": "anime", "seed": 7}
     assert body["image"] in sandbox.assets
-    assert body["upscaleFactor"] == 4 and isinstance(body["upscaleFactor"], int)
-    assert body["style"] == "anime" and body["seed"] == 7
-    assert body["preset"] == "precise" and body["strength"] == 0.1  # documented defaults
+    assert isinstance(body["upscaleFactor"], int)
+
+
+async def test_a_call_with_only_the_image_sends_only_the_image_and_names_the_file_x2(
+    client: Client, api: RecordingTransport, sample_image: Path, sandbox: Sandbox
+) -> None:
+    result = await client.call_tool("upscale_v3", {"image": str(sample_image), "wait": 20})
+
+    assert not result.is_error, result.content
+    [body] = generate_bodies(api)
+    assert body == {"image": body["image"]} and body["image"] in sandbox.assets
+    job = result.structured_content
+    assert job is not None and job["status"] == "success"
+    [output] = job["outputs"]
+    assert Path(output["path"]).name.startswith("castle_upscale-v3_x2_")  # the default factor, unsent
+
+
+@pytest.mark.parametrize("dry_run", [False, True], ids=["submitted", "dry-run"])
+async def test_a_preset_alone_is_sent_alone_so_the_api_applies_it(
+    client: Client, api: RecordingTransport, sandbox: Sandbox, dry_run: bool
+) -> None:
+    async with api_asset(sandbox) as asset_id:
+        result = await client.call_tool(
+            "upscale_v3", {"image": asset_id, "preset": "creative", "dryRun": dry_run, "wait": 0}
+        )
+
+    assert not result.is_error, result.content
+    assert generate_bodies(api) == [{"image": asset_id, "preset": "creative"}]
+    assert (sandbox.jobs == {}) is dry_run
+
+
+@pytest.mark.parametrize("dry_run", [False, True], ids=["submitted", "dry-run"])
+async def test_a_value_equal_to_its_default_is_sent_when_the_caller_sets_it(
+    client: Client, api: RecordingTransport, sandbox: Sandbox, dry_run: bool
+) -> None:
+    arguments = {
+        "upscaleFactor": 2,
+        "preset": "precise",
+        "style": "standard",
+        "tileStyle": False,
+        "prompt": "",
+    }
+    async with api_asset(sandbox) as asset_id:
+        result = await client.call_tool(
+            "upscale_v3", {"image": asset_id, **arguments, "dryRun": dry_run, "wait": 0}
+        )
+
+    assert not result.is_error, result.content
+    assert generate_bodies(api) == [{"image": asset_id, **arguments}]
+
+
+async def test_the_listed_schema_still_shows_every_documented_default(client: Client) -> None:
+    [tool] = [tool for tool in (await client.list_tools()).tools if tool.name == "upscale_v3"]
+    defaults = {name: prop.get("default") for name, prop in tool.input_schema["properties"].items()}
+
+    assert defaults == {
+        "image": None, "style": "standard", "upscaleFactor": 2, "preset": "precise", "styleImages": None,
+        "styleStrength": 0.5, "tileStyle": False, "prompt": "", "negativePrompt": "", "guidanceScale": 6,
+        "controlnetConditioningScale": 0.8, "strength": 0.1, "fractality": 0, "loraDetailsScale": 0,
+        "seed": None, "strengthDecay": 0.8, "overrideEmbeddings": False,
+        "dryRun": False, "wait": 45, "outputDir": None, "allowDuplicate": False,
+    }  # fmt: skip
+
+
+async def test_a_repeated_call_is_the_same_request_but_setting_a_default_is_another(
+    client: Client, api: RecordingTransport, sandbox: Sandbox
+) -> None:
+    """The request's identity is its body: the same arguments set, the same job; a default set
+    explicitly is a different body (the API may treat it differently next to a preset), so a new job."""
+    async with api_asset(sandbox) as asset_id:
+        first = await client.call_tool("upscale_v3", {"image": asset_id, "wait": 0})
+        again = await client.call_tool("upscale_v3", {"image": asset_id, "wait": 0})
+        explicit = await client.call_tool("upscale_v3", {"image": asset_id, "upscaleFactor": 2, "wait": 0})
+
+    jobs = [result.structured_content["jobId"] for result in (first, again, explicit)]
+    assert jobs[0] == jobs[1] != jobs[2]
+    assert generate_bodies(api) == [{"image": asset_id}, {"image": asset_id, "upscaleFactor": 2}]
 
 
 async def test_dry_run_returns_the_cost_and_submits_nothing(
@@ -116,6 +187,7 @@ async def test_dry_run_returns_the_cost_and_submits_nothing(
     assert sandbox.jobs == {}
     [request] = [r for r in api.requests if r.url.path.startswith("/v1/generate/")]
     assert request.url.params["dryRun"] == "true"
+    assert json.loads(request.content) == {"image": asset_id, "upscaleFactor": 8}  # what was set
 
 
 async def test_a_job_that_outlasts_wait_answers_with_its_id_and_the_next_step(
@@ -181,15 +253,18 @@ async def test_cancelling_the_call_stops_polling(
     assert len(api.paths("GET")) == polls_at_cancel
 
 
-async def test_the_plan_limit_is_explained(client: Client, sandbox: Sandbox) -> None:
-    sandbox.faults.plan_limit = 0
+async def test_a_plan_without_the_action_is_explained_and_never_retried(
+    client: Client, api: RecordingTransport, sandbox: Sandbox
+) -> None:
+    sandbox.faults.plan_limit = 0  # actionLimit 0: the plan does not include the action at all
     async with api_asset(sandbox) as asset_id:
         result = await client.call_tool("upscale_v3", {"image": asset_id})
 
     assert result.is_error
     text = result.content[0].text  # type: ignore[union-attr]
-    assert "limit of 0 on jobs running at once" in text and "Wait for a running job" in text
+    assert "plan does not include jobs running at once" in text and "Retrying cannot help" in text
     assert sandbox.jobs == {}
+    assert len([path for path in api.paths("POST") if path.startswith("/v1/generate/")]) == 1
 
 
 async def test_a_submission_answered_with_500_is_not_sent_again_and_its_job_is_found(

@@ -105,6 +105,22 @@ OutputDir = Annotated[
 ]
 
 
+class _GivenMarker:
+    def __repr__(self) -> str:
+        return "GIVEN"
+
+
+GIVEN = _GivenMarker()
+Given = Annotated[frozenset[str], GIVEN]
+"""A handler parameter that is not a tool argument: the names of the arguments the caller actually
+gave, whatever their values (the others took their defaults).
+
+`build_tool` (scenario_upscale_mcp/app.py) leaves a parameter of this type out of the input schema
+and fills it on every call from the validated arguments' `model_fields_set`, the way the SDK fills
+`Context`. The model tools use it to send only what the caller set (see `upscale_flow.run_upscale`).
+"""
+
+
 # --- the job shape, the same in every result ---------------------------------------------------------
 
 

@@ -46,14 +46,23 @@ class Options:
 
 
 async def run_upscale(
-    ctx: ToolContext, spec: ModelSpec, inputs: dict[str, Any], options: Options
+    ctx: ToolContext, spec: ModelSpec, inputs: dict[str, Any], given: frozenset[str], options: Options
 ) -> CallToolResult:
+    """Upscale with the model's `inputs` (every one, at its effective value), of which the caller set `given`.
+
+    Only what the caller set goes into the body (`image` always does): a preset "applies a set of
+    parameters", and whether values sent next to it override it is not published, so the API is left
+    to apply the preset and the documented defaults, as in Scenario's own examples. The body is also
+    the request's identity for reuse (`Submission.request_key`). The effective `upscaleFactor` still
+    names the saved files.
+    """
     state = app_state(ctx)
     settings = state.settings
     folder = resolve_output_dir(options.output_dir, settings)
+    sent = {name: value for name, value in inputs.items() if name == "image" or name in given}
     with scratch_folder() as scratch:
-        images = await resolve_images(state, _image_fields(inputs, spec), Path(scratch))
-    body = _api_body(inputs, spec, {field: image.asset_id for field, image in images.items()})
+        images = await resolve_images(state, _image_fields(sent, spec), Path(scratch))
+    body = _api_body(sent, spec, {field: image.asset_id for field, image in images.items()})
 
     if options.dry_run:
         estimate = await state.client.generate(spec.model_id, body, dry_run=True)
@@ -77,7 +86,7 @@ async def run_upscale(
         Submission(
             model_id=spec.model_id,
             body=body,
-            parameters={key: value for key, value in inputs.items() if value is not None},
+            parameters={key: value for key, value in sent.items() if value is not None},
             source_stem=source,
             upscale_factor=float(inputs["upscaleFactor"]),
         ),
@@ -146,7 +155,7 @@ def _image_fields(inputs: dict[str, Any], spec: ModelSpec) -> dict[str, str]:
 
 
 def _api_body(inputs: dict[str, Any], spec: ModelSpec, resolved: dict[str, str]) -> dict[str, Any]:
-    """The JSON body: inputs with image references replaced by asset ids, unset optionals left out."""
+    """The JSON body: the inputs with image references replaced by asset ids; a None (`seed: null`) left out."""
     body: dict[str, Any] = {}
     for name, value in inputs.items():
         if value is None:

@@ -12,6 +12,7 @@ from scenario_upscale_tools.common import (
     TEXTURE_UPSCALE,
     AllowDuplicate,
     DryRun,
+    Given,
     ImageReference,
     OutputDir,
     ToolContext,
@@ -26,6 +27,7 @@ BaseModelName = Literal["FLUX.1-dev", "FLUX.1-Krea-dev"]
 
 async def upscale_texture(
     ctx: ToolContext,
+    given: Given,
     image: ImageReference,
     upscaleFactor: Annotated[
         float, Field(ge=2, le=8, description="Scaling factor, 2 to 8. Tiling is preserved by the model.")
@@ -102,7 +104,7 @@ async def upscale_texture(
         "seed": seed,
     }
     options = Options(dry_run=dryRun, wait=wait, output_dir=outputDir, allow_duplicate=allowDuplicate)
-    return await run_upscale(ctx, TEXTURE_UPSCALE, inputs, options)
+    return await run_upscale(ctx, TEXTURE_UPSCALE, inputs, given, options)
 
 
 TOOL = ToolSpec(

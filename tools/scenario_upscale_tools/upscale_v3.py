@@ -11,6 +11,7 @@ from scenario_upscale_tools.common import (
     UPSCALE_V3,
     AllowDuplicate,
     DryRun,
+    Given,
     ImageReference,
     OutputDir,
     ToolContext,
@@ -25,6 +26,7 @@ Preset = Literal["precise", "balanced", "creative"]
 
 async def upscale_v3(
     ctx: ToolContext,
+    given: Given,
     image: ImageReference,
     style: Annotated[
         Style, Field(description="Optimizes the settings for the output to match this style.")
@@ -120,7 +122,7 @@ async def upscale_v3(
         "overrideEmbeddings": overrideEmbeddings,
     }
     options = Options(dry_run=dryRun, wait=wait, output_dir=outputDir, allow_duplicate=allowDuplicate)
-    return await run_upscale(ctx, UPSCALE_V3, inputs, options)
+    return await run_upscale(ctx, UPSCALE_V3, inputs, given, options)
 
 
 TOOL = ToolSpec(
