@@ -1,8 +1,8 @@
 """Command line: `scenario-upscale-mcp` serves MCP (over stdio, or streamable HTTP with `--transport
-http`); `demo` and `sandbox` are for people.
+http`); `demo`, `check` and `sandbox` are for people.
 
-Only `demo` writes to stdout: when serving over stdio, stdout is the MCP protocol, so everything else
-logs to stderr.
+Only `demo` and `check` write to stdout: when serving over stdio, stdout is the MCP protocol, so
+everything else logs to stderr.
 """
 
 from __future__ import annotations
@@ -29,8 +29,10 @@ def configure_logging() -> None:
         stream=sys.stderr,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    # httpx logs every URL at INFO, and signed asset URLs are credentials of a kind.
+    # httpx logs every URL at INFO, and signed asset URLs are credentials of a kind; Scenario's SDK
+    # logs whole request bodies (inline images included) at DEBUG.
     logging.getLogger("httpx").setLevel(logging.WARNING)
+    logging.getLogger("scenario_sdk").setLevel(logging.WARNING)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -82,6 +84,21 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--concurrency", type=int, default=4, help="upscales in flight at once (default 4)")
     demo.add_argument("--job-seconds", type=float, default=4.0, help=argparse.SUPPRESS)
+    check = commands.add_parser(
+        "check",
+        help="check your credentials, access to both models, their live input schemas and a price",
+        description=(
+            "Check the setup against Scenario's API, one line per check with the fix for each failure: "
+            "the credentials, access to both models, the models' live input schemas against the tools', "
+            "and the price of a 2x upscale of a small sample (dry run: nothing is billed). "
+            "Exits 0 when every check passes, 1 otherwise."
+        ),
+    )
+    check.add_argument(
+        "--sandbox",
+        action="store_true",
+        help="check against the built-in simulator instead (no account needed, your credentials unused)",
+    )
     sandbox = commands.add_parser("sandbox", help="run the Scenario API simulator on loopback")
     sandbox.add_argument("--port", type=int, default=8787)
     sandbox.add_argument("--job-seconds", type=float, default=6.0)
@@ -111,6 +128,10 @@ def main(argv: list[str] | None = None) -> None:
                 )
             )
         )
+    if args.command == "check":
+        from scenario_upscale_mcp.check import check_command
+
+        sys.exit(check_command(sandbox=args.sandbox))
     configure_logging()
     if args.command == "sandbox":
         from scenario_upscale_mcp import sandbox as simulator
