@@ -12,6 +12,7 @@ pytestmark = pytest.mark.slow
 def test_cold_start_benchmark_runs() -> None:
     figures = cold_start.main(["--runs", "1"])
     assert figures["bare_ms"] > 0 and figures["ours_ms"] > 0
+    assert figures["first_call_ms"] > 0 and figures["second_call_ms"] > 0
 
 
 def test_rejection_benchmark_runs_and_makes_no_request() -> None:

@@ -36,6 +36,14 @@ def main(argv: list[str] | None = None) -> None:
             start["ratio"] <= 1.05,
         )
     )
+    rows.append(
+        (
+            "first call: upscale_v3 dry run, 1 s after tools/list",
+            f"{start['first_call_ms']:.0f} ms vs {start['second_call_ms']:.0f} ms for the second",
+            "reported",
+            True,
+        )
+    )
 
     section("rejecting bad input")
     refused = rejection.main(["--calls", "50" if quick else "300"])
