@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
+import base64
+import errno
 import io
 import os
 from pathlib import Path
+from urllib.parse import quote_from_bytes
 
+import httpx
 import pytest
 from mcp import Client
 from PIL import Image
 
+from scenario_upscale_mcp.api.client import ScenarioClient
+from scenario_upscale_mcp.api.errors import InputError
 from scenario_upscale_mcp.app import create_server
 from scenario_upscale_mcp.config import Settings
+from scenario_upscale_mcp.inputs import DataReference, UrlReference, decode_data_uri, fetch_url
 from tests.conftest import RecordingTransport, png_bytes
 
 pytestmark = pytest.mark.anyio
@@ -181,3 +188,92 @@ async def test_job_ids_cannot_reach_other_api_paths(
     assert result.is_error
     assert "jobId" in result.content[0].text  # type: ignore[union-attr]
     assert api.requests == []
+
+
+# --- data: URIs ------------------------------------------------------------------------------------
+
+
+async def uploaded_size(client: Client, image: str) -> tuple[int, int]:
+    result = await client.call_tool("upload_image", {"image": image})
+    assert not result.is_error, result.content
+    assert result.structured_content is not None
+    return result.structured_content["width"], result.structured_content["height"]
+
+
+async def test_a_percent_encoded_data_uri_is_decoded_to_its_bytes(
+    client: Client, api: RecordingTransport
+) -> None:
+    # RFC 2397's other form: no ;base64, each %XX one byte (PNG starts with %89PNG%0D%0A%1A%0A).
+    uri = "data:image/png," + quote_from_bytes(png_bytes(20, 10))
+    assert uri.startswith("data:image/png,%89PNG%0D%0A%1A%0A")
+    assert await uploaded_size(client, uri) == (20, 10)
+    assert api.paths("POST")[0] == "/v1/assets"
+
+
+async def test_a_base64_data_uri_may_carry_percent_escapes_and_line_breaks(client: Client) -> None:
+    encoded = base64.b64encode(png_bytes(14, 6)).decode()
+    wrapped = "\n".join(encoded[i : i + 60] for i in range(0, len(encoded), 60))
+    uri = "data:image/png;base64," + wrapped.replace("+", "%2B").replace("/", "%2F").replace("=", "%3D")
+    assert await uploaded_size(client, uri) == (14, 6)
+
+
+@pytest.mark.parametrize(
+    ("reference", "expected"),
+    [
+        ("data:image/png,%89PNG%0D%0A%1A%0A%00%00garbage", "does not decode as an image"),
+        ("data:image/png," + "%00" * 70_000, "holds more than"),
+        ("data:image/png;base64,iVBOR%%%", "base64 payload does not decode"),
+    ],
+)
+async def test_percent_encoded_data_uris_get_the_image_checks(
+    settings: Settings, api: RecordingTransport, mode: str, reference: str, expected: str
+) -> None:
+    small_cap = settings.model_copy(update={"max_input_bytes": 60_000})
+    async with Client(create_server(small_cap, transport=api), mode=mode) as client:
+        text = await refusal(client, reference)
+    assert expected in text
+    assert "base64" not in text or "base64" in reference
+    assert api.requests == []
+
+
+def test_a_data_uri_that_cannot_be_written_names_its_field(settings: Settings, tmp_path: Path) -> None:
+    uri = DataReference("data:image/png;base64," + base64.b64encode(png_bytes()).decode())
+    with pytest.raises(InputError) as missing:
+        decode_data_uri(uri, settings, tmp_path / "gone", "styleImages[1]")
+    text = str(missing.value)
+    assert text.startswith("styleImages[1]: the data: URI's image could not be written")
+    assert "No such file or directory" in text and str(tmp_path / "gone") in text
+
+
+async def test_a_full_temporary_folder_is_a_clear_error_naming_the_field(
+    client: Client, api: RecordingTransport, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write_bytes = Path.write_bytes
+
+    def disk_full(self: Path, data: bytes) -> int:
+        if self.name.endswith("-data"):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return write_bytes(self, data)
+
+    monkeypatch.setattr(Path, "write_bytes", disk_full)
+    uri = "data:image/png;base64," + base64.b64encode(png_bytes()).decode()
+    text = await refusal(client, uri)
+    assert "image: the data: URI's image could not be written to the temporary folder" in text
+    assert "No space left on device" in text and "TMPDIR" in text
+    assert api.requests == []
+
+
+async def test_a_url_image_that_cannot_be_saved_names_its_field(settings: Settings, tmp_path: Path) -> None:
+    web = httpx.MockTransport(lambda request: httpx.Response(200, content=png_bytes()))
+
+    async def resolve(host: str, port: int) -> list[str]:
+        return ["93.184.215.14"]
+
+    not_a_folder = tmp_path / "file"
+    not_a_folder.write_text("a file where the scratch folder should be")
+    async with ScenarioClient(settings, transport=web) as scenario:
+        with pytest.raises(InputError) as failed:
+            await fetch_url(
+                scenario, UrlReference("https://example.com/a.png"), settings, resolve, not_a_folder, "image"
+            )
+    assert str(failed.value).startswith("image: the image at https://example.com/a.png could not be saved")

@@ -8,6 +8,8 @@ refused host that reached the transport would show up in `api.requests`.
 from __future__ import annotations
 
 import base64
+import ipaddress
+import random
 
 import httpx
 import pytest
@@ -147,4 +149,163 @@ async def test_a_data_uri_over_the_cap_is_refused_before_decoding(
     payload = base64.b64encode(b"\0" * 6000).decode()
     text = await refused(client, f"data:image/png;base64,{payload}")
     assert "holds more than 4,000 bytes" in text
+    assert api.requests == []
+
+
+# --- the IANA special-purpose registries (IPv4 and IPv6, last updated 2025-10-09) ---------------------
+# Written out here on their own, not read from urls.py, so that a row missing there fails here.
+NON_PUBLIC_BLOCKS = [
+    # IPv4 rows whose "Globally Reachable" is False or N/A/empty (and every address of 192.0.0.0/24)
+    "0.0.0.0/8",
+    "10.0.0.0/8",
+    "100.64.0.0/10",
+    "127.0.0.0/8",
+    "169.254.0.0/16",
+    "172.16.0.0/12",
+    "192.0.0.0/24",
+    "192.0.0.0/29",
+    "192.0.0.8/32",
+    "192.0.0.9/32",  # "True" inside the "False" 192.0.0.0/24: an anycast service, refused all the same
+    "192.0.0.10/32",
+    "192.0.0.170/31",
+    "192.0.2.0/24",
+    "192.88.99.0/24",
+    "192.88.99.2/32",
+    "192.168.0.0/16",
+    "198.18.0.0/15",
+    "198.51.100.0/24",
+    "203.0.113.0/24",
+    "240.0.0.0/4",
+    "255.255.255.255/32",
+    "224.0.0.0/4",  # multicast (its own registry)
+    # IPv6 rows whose "Globally Reachable" is False or N/A/empty (and every address of 2001::/23)
+    "::1/128",
+    "::/128",
+    "64:ff9b:1::/48",
+    "100::/64",
+    "100:0:0:1::/64",
+    "2001::/23",
+    "2001::/32",
+    "2001:1::1/128",
+    "2001:2::/48",
+    "2001:3::/32",
+    "2001:10::/28",
+    "2001:20::/28",
+    "2001:30::/28",
+    "2001:db8::/32",
+    "2002::/16",
+    "3fff::/20",
+    "5f00::/16",
+    "fc00::/7",
+    "fe80::/10",
+    "fec0::/10",  # deprecated site-local (RFC 3879), in no special-purpose registry
+    "ff00::/8",  # multicast
+]
+
+
+def addresses_in(block: str, count: int = 6) -> list[str]:
+    """The first, last and middle address of a block, and a few others picked at random (seeded)."""
+    network = ipaddress.ip_network(block)
+    first, last = int(network.network_address), int(network.broadcast_address)
+    picker = random.Random(block)
+    numbers = {first, last, (first + last) // 2, *(picker.randint(first, last) for _ in range(count))}
+    return [str(ipaddress.ip_address(number)) for number in sorted(numbers)]
+
+
+@pytest.mark.parametrize(
+    "address", [address for block in NON_PUBLIC_BLOCKS for address in addresses_in(block)]
+)
+def test_every_address_of_a_non_public_special_purpose_range_is_refused(address: str) -> None:
+    assert refusal(address) is not None
+
+
+@pytest.mark.parametrize(
+    ("address", "named"),
+    [
+        ("192.0.0.8", "IPv4 dummy address"),
+        ("fec0::1", "Site-Local"),
+        ("fefe:1:2::3", "Site-Local"),
+        ("3fff:abc::1", "Documentation"),
+        ("192.88.99.7", "6to4 Relay Anycast"),
+        ("2002:808:808::1", "6to4"),  # 6to4 wrapping a public address: 6to4 itself is not global
+    ],
+)
+def test_ranges_ipaddress_thinks_global_are_refused_and_named(address: str, named: str) -> None:
+    reason = refusal(address)
+    assert reason is not None and named in reason
+
+
+@pytest.mark.parametrize(
+    ("address", "reason"),
+    [
+        ("::ffff:192.168.1.1", "private"),  # IPv4-mapped: judged as the IPv4 address
+        ("::ffff:100.64.0.1", "not publicly routable"),
+        ("64:ff9b::a00:1", "private"),  # NAT64 (RFC 6052): the last 32 bits are the address reached
+        ("64:ff9b::7f00:1", "loopback"),
+        ("64:ff9b::a9fe:a9fe", "link-local"),
+        ("2002:c0a8:101::1", "private"),  # 6to4 wrapping 192.168.1.1
+        ("2001:0:4136:e378:8000:63bf:3fff:fdd2", "private"),  # Teredo
+    ],
+)
+def test_addresses_carrying_an_ipv4_address_are_judged_by_it(address: str, reason: str) -> None:
+    assert refusal(address) == reason
+
+
+@pytest.mark.parametrize(
+    "address",
+    ["::ffff:192.0.0.8", "64:ff9b::c000:8", "2002:c000:8::1", "64:ff9b::c000:201", "::ffff:fec0:1"],
+)
+def test_wrapped_special_purpose_addresses_are_refused(address: str) -> None:
+    assert refusal(address) is not None
+
+
+@pytest.mark.parametrize(
+    "address",
+    [
+        "8.8.8.8",
+        "1.1.1.1",
+        "9.9.9.9",
+        "93.184.215.14",
+        "100.63.255.255",  # just below 100.64.0.0/10
+        "100.128.0.0",  # just above it
+        "172.15.255.255",
+        "172.32.0.0",
+        "192.0.1.1",  # just past 192.0.0.0/24
+        "192.88.98.255",
+        "192.88.100.0",
+        "198.17.255.255",
+        "198.20.0.0",
+        "223.255.255.254",
+        "192.31.196.1",  # AS112-v4: globally reachable, inside no non-public range
+        "192.175.48.1",  # Direct Delegation AS112
+        "2606:4700:4700::1111",
+        "2001:4860:4860::8888",
+        "2a00:1450:4001:80b::200e",
+        "2001:200::1",  # just past 2001::/23
+        "2003::1",  # just past 2002::/16
+        "2620:4f:8000::1",  # Direct Delegation AS112 (IPv6)
+        "64:ff9b::808:808",  # NAT64 reaching 8.8.8.8
+        "::ffff:8.8.8.8",
+    ],
+)
+def test_public_addresses_around_the_special_ranges_pass(address: str) -> None:
+    assert refusal(address) is None
+
+
+@pytest.mark.parametrize("address", ["192.0.0.8", "fec0::7", "3fff::1"])
+async def test_a_name_resolving_to_a_special_purpose_address_is_refused_before_any_request(
+    client: Client, api: RecordingTransport, dns: dict[str, list[str]], address: str
+) -> None:
+    dns["sneaky.example.com"] = [address]
+    api.web["sneaky.example.com"] = lambda request: httpx.Response(200, content=png_bytes())
+    text = await refused(client, "https://sneaky.example.com/cat.png")
+    assert f"{address}, a non-public special-purpose" in text
+    assert api.requests == []
+
+
+async def test_a_site_local_address_literal_is_refused_before_any_request(
+    client: Client, api: RecordingTransport
+) -> None:
+    text = await refused(client, "https://[fec0::1]/cat.png")
+    assert "fec0::1, a non-public special-purpose (Site-Local" in text
     assert api.requests == []

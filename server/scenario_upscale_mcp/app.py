@@ -6,7 +6,10 @@ import functools
 import inspect
 import json
 import logging
+import math
+import re
 import threading
+import types
 import typing
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -219,6 +222,57 @@ def _without_parameter(fn: Callable[..., Any], hidden: str) -> Callable[..., Any
     return listed
 
 
+_JSON_NUMBER = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?")
+_NUMBER_TEXT_LIMIT = 40  # characters: longer text is not read as a number (so it is refused)
+
+
+def _number_from_text(value: Any) -> Any:
+    """Text that is exactly a JSON number, as that number ("4" -> 4, "0.25" -> 0.25); all else as is.
+
+    JSON's own spelling only: no spaces, no "+", "_", hex, "NaN" or "Infinity". The number is then
+    checked like any other (finite, within bounds); "1e999" is infinite, so it is refused.
+    """
+    if isinstance(value, str) and len(value) <= _NUMBER_TEXT_LIMIT and _JSON_NUMBER.fullmatch(value):
+        return int(value) if value.lstrip("-").isdigit() else float(value)
+    return value
+
+
+def _integer_from_number(value: Any) -> Any:
+    """Also 28.0 -> 28: JSON Schema's "integer" is any number without a fractional part."""
+    value = _number_from_text(value)
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+def _number_reader(annotation: Any) -> Callable[[Any], Any] | None:
+    """How an argument of this type reads a number sent as text: for `float`, `int`, either `| None`,
+    and lists of them. None for an argument that holds no numbers (a `bool` is not an `int` here)."""
+    origin = typing.get_origin(annotation)
+    if origin is typing.Annotated:
+        return _number_reader(typing.get_args(annotation)[0])
+    if origin in (typing.Union, types.UnionType):
+        readers = [_number_reader(arm) for arm in typing.get_args(annotation) if arm is not type(None)]
+        return readers[0] if len(readers) == 1 else None
+    if origin is list:
+        item = _number_reader(typing.get_args(annotation)[0])
+        if item is None:
+            return None
+        return lambda value: [item(entry) for entry in value] if isinstance(value, list) else value
+    if annotation is float:
+        return _number_from_text
+    if annotation is int:
+        return _integer_from_number
+    return None
+
+
+# Pydantic's text for a wrong type, restated with what would have been accepted.
+_TYPE_MESSAGES = {
+    "bool_type": "Input should be a valid boolean: true or false (not text, not a number)",
+    "float_type": 'Input should be a valid number: a JSON number, or text that is exactly one (like "2.5")',
+    "int_type": 'Input should be a valid integer: a whole JSON number, or text that is exactly one (like "28")',
+    "finite_number": "Input should be a finite number: NaN and Infinity are refused",
+}
+
+
 def _strict_arguments(arg_model: type[ArgModelBase], given: str | None) -> type[ArgModelBase]:
     """The argument model as registered.
 
@@ -226,23 +280,38 @@ def _strict_arguments(arg_model: type[ArgModelBase], given: str | None) -> type[
     argument error is also restated without pydantic's documentation link, and an unknown argument's
     error lists the allowed ones, so the assistant can correct its call in one go.
 
+    Types are strict and numbers finite, for every tool: pydantic's lax mode would turn `true` into
+    1.0, `"false"` into False and `1` into True, and lets NaN and Infinity through wherever no bound
+    stops them (`lorasScale` has none; Infinity passes a lower bound alone). The
+    one conversion: a number argument (or list item) sent as text that is exactly a JSON number is
+    read as that number, since some hosts quote numbers; an integer argument also takes 28.0.
+
     With `given`, the arguments handed to the tool also carry, under that name, the names of the
     arguments the caller set (`model_fields_set`): a value equal to its default counts as set.
     """
     allowed = ", ".join(arg_model.model_fields)
+    readers = {
+        field.alias or name: reader
+        for name, field in arg_model.model_fields.items()
+        if (reader := _number_reader(field.annotation)) is not None
+    }
 
     class StrictArguments(arg_model):  # type: ignore[misc,valid-type]
-        model_config = ConfigDict(extra="forbid", title=arg_model.__name__)
+        model_config = ConfigDict(extra="forbid", title=arg_model.__name__, strict=True, allow_inf_nan=False)
 
         @model_validator(mode="wrap")
         @classmethod
         def _explain_errors(cls, data: Any, handler: ModelWrapValidatorHandler[Any]) -> Any:
+            if isinstance(data, dict):
+                data = {key: readers[key](value) if key in readers else value for key, value in data.items()}
             try:
                 return handler(data)
             except ValidationError as exc:
                 details: list[InitErrorDetails] = []
                 for error in exc.errors():
-                    message = error["msg"]
+                    message = _TYPE_MESSAGES.get(error["type"], error["msg"])
+                    if isinstance(error["input"], float) and not math.isfinite(error["input"]):
+                        message = _TYPE_MESSAGES["finite_number"]  # also where an integer was wanted
                     if error["type"] == "extra_forbidden":
                         message = f"unknown argument; the allowed arguments are: {allowed}"
                     details.append(

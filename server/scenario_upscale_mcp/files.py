@@ -12,10 +12,13 @@ half file under the final name and an existing file is never replaced.
 
 from __future__ import annotations
 
+import errno
 import io
 import os
 import re
 import secrets
+import stat
+import tempfile
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,13 +29,15 @@ import anyio
 from scenario_upscale_mcp.api.errors import DownloadError, InputError
 
 if TYPE_CHECKING:
+    from PIL.Image import Image as PillowImage
     from PIL.ImageFile import ImageFile
 
     from scenario_upscale_mcp.config import Settings
 
 ASSET_ID = re.compile(r"^asset_[A-Za-z0-9_-]+$")
 # POST /assets takes the file inline (a data URL) below this size; larger files go through /uploads.
-SIMPLE_UPLOAD_LIMIT = 3_500_000  # inline below this (as a data URL); the multipart flow from here on
+SIMPLE_UPLOAD_LIMIT = 3_500_000
+COPY_CHUNK_BYTES = 1024 * 1024
 # Formats the API accepts that Pillow can decode here (SVG and HEIF need plugins this server lacks).
 READABLE_FORMATS = {
     "JPEG": "image/jpeg",
@@ -53,6 +58,17 @@ EXTENSIONS = {
 WRITE_BATCH_BYTES = 4 * 1024 * 1024
 PREVIEW_MAX_EDGE = 1568  # the long edge Claude's vision uses without resampling
 PREVIEW_MAX_BYTES = 560_000  # base64 grows it to ~750 KB, keeping the whole result under 1 MB
+# The most pixels a preview may decode (a JPEG counts at the reduced scale it decodes at). Pillow holds
+# up to 4 bytes a pixel, so this bounds a preview's memory near 400 MB; it is the default of
+# SCENARIO_MAX_INPUT_PIXELS too, so one figure bounds the server's largest decode. Results beyond it
+# (a 16x upscale reaches a gigapixel) are saved and linked with a sentence instead of a preview.
+PREVIEW_MAX_PIXELS = 100_000_000
+# Pillow's WebP and AVIF readers load the whole file into memory as soon as it is opened (libwebp and
+# libavif decode from memory); every other format reads its header only. Such files are described
+# and previewed only up to this size, so a padded file cannot inflate memory either.
+WHOLE_READ_MAX_BYTES = 256 * 1024 * 1024
+# A preview converts and shrinks a huge image a band of about this many pixels at a time.
+PREVIEW_BAND_PIXELS = 4_000_000
 
 
 @dataclass(frozen=True)
@@ -78,10 +94,13 @@ class SavedFile:
 def open_image(path: Path) -> ImageFile:
     """Open an image lazily (header only until pixels are asked for).
 
-    Pillow is imported here, on first use, because start-up never needs it. Its global bomb guard is
-    switched off because it would also refuse the API's own large outputs (a 16x upscale is hundreds
-    of megapixels): those are trusted, and inputs are held to SCENARIO_MAX_INPUT_PIXELS by
-    `check_readable` before any pixel is decoded.
+    Pillow is imported here, on first use, because start-up never needs it. Its global bomb guard
+    (`Image.MAX_IMAGE_PIXELS`: a DecompressionBombWarning above ~89 megapixels, an error above ~179)
+    is switched off on purpose, because it fires when a file is *opened*, before anything is decoded,
+    and would refuse even to read the size of the API's own large outputs (a 16x upscale is hundreds
+    of megapixels). The server's own caps replace it, each checked on the header before any pixel is
+    decoded: SCENARIO_MAX_INPUT_PIXELS for inputs (`check_image_file`) and PREVIEW_MAX_PIXELS for
+    previews (`make_preview`); `describe_image` never decodes.
     """
     from PIL import Image
 
@@ -105,8 +124,12 @@ def _hidden_part(path: Path, root: Path) -> str | None:
     return None
 
 
-def check_readable(path: Path, settings: Settings, field: str) -> LocalImage:
-    """Apply every reading rule to `path`; blocking (run it in a worker thread)."""
+def check_readable(path: Path, settings: Settings, field: str, folder: Path) -> LocalImage:
+    """Apply every reading rule to `path` and take a private copy of it into `folder` (blocking).
+
+    Everything after this (the image check, the content hash, the upload) reads the copy: a file
+    swapped for a symlink or rewritten after being checked cannot change what is uploaded.
+    """
     try:
         # Symlinks are resolved first so a link under a root cannot point outside it.
         resolved = path.resolve(strict=True)
@@ -129,13 +152,54 @@ def check_readable(path: Path, settings: Settings, field: str) -> LocalImage:
             f"{field}: {resolved} is inside the hidden folder or file {hidden!r}; the server never reads "
             "hidden locations (they hold keys and settings)."
         )
-    if not resolved.is_file():
-        raise InputError(f"{field}: {resolved} is not a regular file.")
-    return check_image_file(resolved, settings, field)
+    copy = _snapshot(resolved, settings, field, folder)
+    return check_image_file(copy, settings, field, display=str(resolved))
+
+
+def _snapshot(path: Path, settings: Settings, field: str, folder: Path) -> Path:
+    """Copy the regular file at `path` (opened once, never through a symlink) into its own sub-folder
+    of `folder`, under the same name, within the size cap."""
+    flags = (
+        os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
+    )
+    try:
+        descriptor = os.open(path, flags)
+    except OSError as exc:
+        # ELOOP: the path became a symlink after it was resolved (the check and the open race).
+        raise InputError(f"{field}: cannot open {path} ({exc.strerror or type(exc).__name__}).") from None
+    with os.fdopen(descriptor, "rb") as source:
+        status = os.fstat(source.fileno())
+        if not stat.S_ISREG(status.st_mode):
+            raise InputError(f"{field}: {path} is not a regular file.")
+        if status.st_size > settings.max_input_bytes:
+            raise _too_large(field, str(path), status.st_size, settings)
+        target_folder = Path(tempfile.mkdtemp(prefix="input-", dir=folder))
+        target = target_folder / path.name
+        copied = 0
+        try:
+            with target.open("xb") as sink:
+                while chunk := source.read(COPY_CHUNK_BYTES):
+                    copied += len(chunk)
+                    if copied > settings.max_input_bytes:  # it grew while being read
+                        raise _too_large(field, str(path), copied, settings)
+                    sink.write(chunk)
+        except OSError as exc:
+            raise InputError(
+                f"{field}: could not copy {path} to a temporary folder to check it ({exc.strerror or exc})."
+            ) from None
+    return target
+
+
+def _too_large(field: str, shown: str, size: int, settings: Settings) -> InputError:
+    return InputError(
+        f"{field}: {shown} is {size:,} bytes; the limit is {settings.max_input_bytes:,} bytes "
+        "(SCENARIO_MAX_INPUT_BYTES)."
+    )
 
 
 def check_image_file(path: Path, settings: Settings, field: str, *, display: str | None = None) -> LocalImage:
-    """The content rules for any input image: size cap, pixel cap, a format the API takes, decodes (blocking)."""
+    """The content rules for any input image: size cap, pixel cap, a format the API takes, and pixels
+    that decode (blocking: the decode of a large image takes a moment; run it in a worker thread)."""
     from PIL import UnidentifiedImageError
 
     shown = display or str(path)
@@ -154,7 +218,7 @@ def check_image_file(path: Path, settings: Settings, field: str, *, display: str
                     f"{field}: {shown} is {width}×{height} pixels, over the {settings.max_input_pixels:,}-pixel "
                     "limit (SCENARIO_MAX_INPUT_PIXELS); refused as a possible decompression bomb."
                 )
-            image.verify()  # checks the structure without decoding the pixels
+            image.verify()  # the structure (for PNG, every chunk's CRC), not the pixels
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise InputError(
             f"{field}: {shown} does not decode as an image ({exc.__class__.__name__})."
@@ -163,18 +227,106 @@ def check_image_file(path: Path, settings: Settings, field: str, *, display: str
     if mime_type is None:
         accepted = ", ".join(READABLE_FORMATS)
         raise InputError(f"{field}: {shown} is {image_format or 'an unknown format'}; accepted: {accepted}.")
+    # verify() leaves the pixel stream unread: a PNG with sound CRCs can still hold a broken deflate
+    # stream, an unknown row filter or rows cut short, which the API would accept, bill, and then fail
+    # on. So the pixels are decoded once, here, after the pixel cap has bounded what that costs (Pillow
+    # holds at most 4 bytes a pixel). PNG and the others decode in full, since damage can be anywhere;
+    # a JPEG decodes at 1/8 scale (draft), which still reads every coefficient of the stream.
+    try:
+        with open_image(path) as image:  # verify() leaves an image unusable: open it again
+            image.draft(None, (1, 1))
+            image.load()
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+        reason = next(iter(str(exc).splitlines()), "")[:120] or exc.__class__.__name__
+        raise InputError(
+            f"{field}: {shown} does not decode as an image: its {image_format} pixel data is damaged or "
+            f"cut short ({reason}). Nothing was uploaded."
+        ) from None
     return LocalImage(path=path, size=size, width=width, height=height, mime_type=mime_type)
 
 
+def expand_user(text: str, field: str) -> Path:
+    """`text` as a path, a leading `~` or `~user` expanded; refused by `field` if no file could have it.
+
+    A NUL byte ends a path for the operating system (Python refuses it with a ValueError), and a
+    `~user` that does not exist cannot be expanded (a RuntimeError): both are the caller's mistake,
+    so both are said as such, not left to crash the call.
+    """
+    if "\x00" in text:
+        raise InputError(f"{field}: {text!r} contains a NUL character (\\x00), which no path can hold.")
+    path = Path(text)
+    try:
+        return path.expanduser()
+    except RuntimeError:
+        prefix = path.parts[0] if path.parts else text
+        why = (
+            f"there is no user {prefix[1:]!r} on this machine"
+            if len(prefix) > 1
+            else "the server's home folder is not known (HOME is not set)"
+        )
+        raise InputError(
+            f"{field}: cannot expand {prefix!r}: {why}. Give an absolute path, or ~/... for the home folder "
+            "of the user the server runs as."
+        ) from None
+
+
+def _check_path_length(path: Path, field: str) -> None:
+    """Refuse a path the file system cannot hold: a name over NAME_MAX or the whole over PATH_MAX bytes.
+
+    Found out only when the result is saved, that would be after paying; so it is checked first.
+    """
+    limits = _path_limits(path)
+    for name in path.parts:
+        size = len(os.fsencode(name))
+        if size > limits[0]:
+            raise InputError(
+                f"{field}: the name {name[:24]!r}... is {size:,} bytes long; names are limited to "
+                f"{limits[0]:,} bytes on this file system."
+            )
+    size = len(os.fsencode(str(path)))
+    if size >= limits[1]:
+        raise InputError(
+            f"{field}: the path {str(path)[:40]!r}... is {size:,} bytes long; paths are limited to "
+            f"{limits[1] - 1:,} bytes on this system."
+        )
+
+
+def _path_limits(path: Path) -> tuple[int, int]:
+    """(NAME_MAX, PATH_MAX) of the nearest existing folder of `path`; POSIX's usual 255 and 4096 if unknown."""
+    for folder in path.parents:
+        try:
+            return os.pathconf(folder, "PC_NAME_MAX"), os.pathconf(folder, "PC_PATH_MAX")
+        except (OSError, ValueError, AttributeError):  # missing folder, unknown name, no pathconf (Windows)
+            continue
+    return 255, 4096
+
+
+def _cannot_resolve(field: str, requested: str, exc: OSError | RuntimeError) -> InputError:
+    if isinstance(exc, RuntimeError) or exc.errno == errno.ELOOP:  # Python 3.11 raises RuntimeError
+        why = "it goes through a symbolic link loop"
+    else:
+        why = exc.strerror or type(exc).__name__
+    return InputError(f"{field}: cannot use {requested!r}: {why}.")
+
+
 def resolve_output_dir(requested: str | None, settings: Settings) -> Path:
-    """The folder results go to: the output folder, or `requested` if it is inside an allowed place."""
+    """The folder results go to: the output folder, or `requested` if it is inside an allowed place.
+
+    Everything that would make the save fail later is refused here, before anything is paid for: a
+    path no file system can hold, a symlink loop, a file where a folder should be.
+    """
     if not requested:
         return settings.output_dir
-    path = Path(requested).expanduser()
+    path = expand_user(requested, "outputDir")
     if not path.is_absolute():
         path = settings.output_dir / path
+    _check_path_length(path, "outputDir")
     # Resolve what exists so a symlinked folder cannot lead outside the allowed places.
-    resolved = path.resolve()
+    try:
+        resolved = path.resolve()
+    except (OSError, RuntimeError) as exc:
+        raise _cannot_resolve("outputDir", requested, exc) from None
+    _check_path_length(resolved, "outputDir")  # a symlink may have made it longer
     roots = [root for root in [settings.output_dir, *settings.allowed_dirs] if _within(resolved, root)]
     if not roots:
         raise InputError(
@@ -184,7 +336,10 @@ def resolve_output_dir(requested: str | None, settings: Settings) -> Path:
     if all(_hidden_part(resolved, root) is not None for root in roots):
         raise InputError(f"outputDir: {resolved} is a hidden folder; choose a visible one.")
     # Checked before anything is paid for: a file where the folder should be would fail the save.
-    blocker = next((part for part in [resolved, *resolved.parents] if part.exists()), None)
+    try:
+        blocker = next((part for part in [resolved, *resolved.parents] if part.exists()), None)
+    except (OSError, RuntimeError) as exc:  # e.g. a folder on the way that cannot be searched
+        raise _cannot_resolve("outputDir", requested, exc) from None
     if blocker is not None and not blocker.is_dir():
         raise InputError(f"outputDir: {blocker} is a file, not a folder; choose a folder.")
     return resolved
@@ -295,35 +450,70 @@ def _claim_free_name(temporary: Path, wanted: Path) -> Path:
     raise DownloadError(f"No free file name near {wanted}.")
 
 
+def _read_whole_when_opened(path: Path) -> bool:
+    """Whether Pillow reads all of `path` into memory just to open it: WebP and AVIF, by their magic."""
+    with path.open("rb") as file:
+        head = file.read(12)
+    webp = head[:4] == b"RIFF" and head[8:12] == b"WEBP"
+    avif = head[4:8] == b"ftyp" and head[8:12] in (b"avif", b"avis", b"mif1", b"msf1")
+    return webp or avif
+
+
 def describe_image(path: Path) -> tuple[str | None, int | None, int | None]:
-    """(mime type, width, height) from the file's header; Nones if it does not open as an image."""
+    """(mime type, width, height) from the file's header; Nones if it does not open as an image.
+
+    No pixel is decoded, so any pixel count is safe here; only a WebP or AVIF file, which Pillow
+    reads whole just to open it, is left undescribed beyond WHOLE_READ_MAX_BYTES.
+    """
     from PIL import Image, UnidentifiedImageError
 
     try:
+        if path.stat().st_size > WHOLE_READ_MAX_BYTES and _read_whole_when_opened(path):
+            return None, None, None
         with open_image(path) as image:
             return Image.MIME.get(image.format or ""), image.size[0], image.size[1]
     except (UnidentifiedImageError, OSError):
         return None, None, None
 
 
-def make_preview(path: Path) -> tuple[bytes, str]:
+class PreviewUnavailable(Exception):
+    """No preview of a result, to keep memory bounded; the message is a sentence for the answer."""
+
+
+def make_preview(path: Path, *, max_pixels: int = PREVIEW_MAX_PIXELS) -> tuple[bytes, str]:
     """A small rendition for the host: long edge ≤ 1568 px, ≤ ~560 KB. Blocking (run in a thread).
 
-    Decode no more than needed: a JPEG decodes at reduced scale (draft); any other format is first
-    shrunk by a whole factor (`reduce`, a cheap box average) to just above the target, so the
-    expensive Lanczos filter only ever runs on a small image.
+    Memory stays bounded whatever the file (results can be huge, and a one-colour PNG of 169
+    megapixels is 657 KB): the pixels a decode would hold are counted from the header first, and
+    an image over `max_pixels` is not decoded at all (PreviewUnavailable). Decode no more than
+    needed: a JPEG decodes at the smallest scale that still covers the preview (draft); a large
+    image is then shrunk by a whole factor (`reduce`, a cheap box average) to just above the
+    target, so the expensive Lanczos filter only ever runs on a small image.
     """
     from PIL import Image
 
+    size = path.stat().st_size
+    if size > WHOLE_READ_MAX_BYTES and _read_whole_when_opened(path):
+        raise PreviewUnavailable(
+            f"No preview: {path.name} is a {size:,}-byte WebP or AVIF file, and those are read whole to be "
+            f"decoded, so they are previewed only up to {WHOLE_READ_MAX_BYTES:,} bytes; the file is saved "
+            "and linked in full."
+        )
     with open_image(path) as source:
         image: Image.Image = source
-        image.draft(image.mode, (PREVIEW_MAX_EDGE, PREVIEW_MAX_EDGE))
-        factor = max(image.size) // PREVIEW_MAX_EDGE
-        if factor > 1:
-            image = image.reduce(factor)
-        image.thumbnail((PREVIEW_MAX_EDGE, PREVIEW_MAX_EDGE), Image.Resampling.LANCZOS, reducing_gap=None)
+        width, height = image.size
+        scale = PREVIEW_MAX_EDGE / max(width, height, 1)
+        if scale < 1:  # only a JPEG honours this, and its size then reads as the reduced one
+            image.draft(image.mode, (max(1, int(width * scale)), max(1, int(height * scale))))
+        if image.width * image.height > max_pixels:
+            raise PreviewUnavailable(
+                f"No preview: {path.name} is {width}×{height} pixels ({width * height / 1e6:.3g} "
+                f"megapixels), over the {max_pixels / 1e6:.3g}-megapixel limit for previews that keeps the "
+                "server's memory bounded; the file is saved and linked in full."
+            )
         has_alpha = image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info
-        image = image.convert("RGBA" if has_alpha else "RGB")
+        image = _shrunk(image, max(image.size) // PREVIEW_MAX_EDGE, "RGBA" if has_alpha else "RGB")
+        image.thumbnail((PREVIEW_MAX_EDGE, PREVIEW_MAX_EDGE), Image.Resampling.LANCZOS, reducing_gap=None)
     while True:
         buffer = io.BytesIO()
         if has_alpha:
@@ -341,3 +531,25 @@ def make_preview(path: Path) -> tuple[bytes, str]:
         image = image.resize(
             (max(1, image.width * 3 // 4), max(1, image.height * 3 // 4)), Image.Resampling.LANCZOS
         )
+
+
+def _shrunk(image: PillowImage, factor: int, mode: str) -> PillowImage:
+    """`image` in `mode`, box-reduced by a whole `factor`, holding one full-size copy only: the decode.
+
+    A conversion copies the whole image, and so does reduce() of an image with alpha (it
+    premultiplies a copy first), which doubled the memory of a huge preview; palette and 1-bit
+    images cannot be reduced as they are at all. So those go a band of rows at a time.
+    """
+    from PIL import Image
+
+    if factor <= 1:
+        return image.convert(mode)
+    if image.mode in ("RGB", "L"):  # reduced as they are, with no full-size copy
+        return image.reduce(factor).convert(mode)
+    width, height = image.size
+    rows = factor * max(1, PREVIEW_BAND_PIXELS // (width * factor))  # whole blocks, so bands join exactly
+    shrunk = Image.new(mode, (-(-width // factor), -(-height // factor)))
+    for top in range(0, height, rows):
+        band = image.crop((0, top, width, min(top + rows, height))).convert(mode)
+        shrunk.paste(band.reduce(factor), (0, top // factor))
+    return shrunk

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import json
 import logging
+import math
+import re
 import sqlite3
 import threading
 import time
@@ -90,6 +92,14 @@ MIGRATIONS: tuple[str, ...] = (
         UNIQUE (asset_id, path)
     );
     """,
+    # 2: a content being uploaded right now, so that identical uploads at once (in this process or
+    # another) wait for the one in progress instead of each uploading the same bytes.
+    """
+    CREATE TABLE upload_claims (
+        content_hash TEXT PRIMARY KEY,
+        claimed_at REAL NOT NULL
+    );
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -144,6 +154,10 @@ WHERE jobs.status NOT IN ('success', 'failure', 'canceled') OR jobs.status = exc
 
 class LedgerError(ScenarioError):
     """The ledger file cannot be used (damaged, too new, locked, unwritable); the message says what to do."""
+
+
+class DamagedRecordError(LedgerError):
+    """One row holds what this server never writes (edited by hand, or damaged): which row, which column."""
 
 
 @dataclass(frozen=True)
@@ -325,7 +339,7 @@ class Ledger:
                     "SELECT * FROM jobs WHERE status = ? ORDER BY created_at DESC, job_id DESC LIMIT ?",
                     (status, limit),
                 ).fetchall()
-        return [_job(row) for row in rows]
+        return _jobs(rows)
 
     def find_reusable(self, request_key: str, *, success_window: float = 600.0) -> JobRecord | None:
         """The newest job for an identical request that is still running or succeeded recently.
@@ -350,7 +364,7 @@ class Ledger:
                 "WHERE status NOT IN ('success', 'failure', 'canceled') "
                 "ORDER BY created_at DESC, job_id DESC"
             ).fetchall()
-        return [_job(row) for row in rows]
+        return _jobs(rows)
 
     # --- submission attempts ----------------------------------------------------------------------
 
@@ -386,6 +400,19 @@ class Ledger:
                 (request_key, model, _dump(inputs), now),
             )
             return _attempt(db.execute(_SELECT_ATTEMPT, (cursor.lastrowid,)).fetchone()), True
+
+    def mark_sending(self, attempt_id: int, *, inputs: dict[str, Any]) -> None:
+        """The request is about to leave: record exactly what is sent, and start its answer clock.
+
+        An attempt is claimed before its images are uploaded (the request's identity is its content,
+        known before any upload); what is sent names the uploaded assets, and that is what a lost
+        answer's job is looked for by.
+        """
+        with self._writing() as db:
+            db.execute(
+                "UPDATE attempts SET inputs = ?, sent_at = ? WHERE attempt_id = ?",
+                (_dump(inputs), self._clock(), attempt_id),
+            )
 
     def get_attempt(self, attempt_id: int) -> Attempt | None:
         with self._reading() as db:
@@ -443,6 +470,38 @@ class Ledger:
                 "name = excluded.name, size = excluded.size, uploaded_at = excluded.uploaded_at",
                 (content_hash, asset_id, name, size, self._clock()),
             )
+
+    def claim_upload(self, content_hash: str, *, stale_after: float) -> bool:
+        """Claim the upload of a content; False while another caller's claim younger than `stale_after` holds.
+
+        One transaction, so two callers (threads or processes) never both claim the same content. A
+        claim older than `stale_after` belongs to a caller that died mid-upload and is taken over.
+        """
+        now = self._clock()
+        with self._writing() as db:
+            row = db.execute(
+                "SELECT claimed_at FROM upload_claims WHERE content_hash = ?", (content_hash,)
+            ).fetchone()
+            if row is not None and row["claimed_at"] >= now - stale_after:
+                return False
+            db.execute(
+                "INSERT INTO upload_claims (content_hash, claimed_at) VALUES (?, ?) "
+                "ON CONFLICT (content_hash) DO UPDATE SET claimed_at = excluded.claimed_at",
+                (content_hash, now),
+            )
+            return True
+
+    def renew_upload_claim(self, content_hash: str) -> None:
+        with self._writing() as db:
+            db.execute(
+                "UPDATE upload_claims SET claimed_at = ? WHERE content_hash = ?",
+                (self._clock(), content_hash),
+            )
+
+    def release_upload(self, content_hash: str) -> None:
+        """End a claim, whether the upload succeeded (then recorded first) or failed."""
+        with self._writing() as db:
+            db.execute("DELETE FROM upload_claims WHERE content_hash = ?", (content_hash,))
 
     def forget_upload(self, content_hash: str, *, asset_id: str | None = None) -> None:
         """Forget an upload whose asset the API no longer has.
@@ -627,34 +686,173 @@ def _dump(value: dict[str, Any] | list[dict[str, Any]]) -> str:
     return json.dumps(value, sort_keys=True)
 
 
-def _job(row: sqlite3.Row) -> JobRecord:
-    return JobRecord(
-        job_id=row["job_id"],
-        model=row["model"],
-        parameters=json.loads(row["parameters"]),
-        inputs=json.loads(row["inputs"]),
-        request_key=row["request_key"],
-        source_stem=row["source_stem"],
-        upscale_factor=row["upscale_factor"],
-        status=row["status"],
-        progress=row["progress"],
-        cost=row["cost"],
-        error=row["error"],
-        hint=row["hint"],
-        outputs=json.loads(row["outputs"]),
-        created_at=row["created_at"],
-        updated_at=row["updated_at"],
-        finished_at=row["finished_at"],
+# --- reading rows ---------------------------------------------------------------------------------
+#
+# A row is checked column by column as it is read: the file is the user's, and a row edited by hand
+# (or damaged) must give a sentence naming it, not a crash somewhere further on. A damaged row read
+# alone is a DamagedRecordError; in a list it is left out with a warning, so the others stay usable.
+
+KNOWN_STATUSES = (
+    frozenset({"pending", "queued", "warming-up", "in-progress", "finalizing"}) | TERMINAL_STATUSES
+)
+# What an API status looks like. One of this shape that is not known is kept, and treated as running,
+# as `api.answers.Job` does: the API may add statuses. Anything else was not written by this server.
+_STATUS_SHAPE = re.compile(r"[a-z][a-z-]{0,39}")
+# An entry of `jobs.outputs`, as `record_outputs` is given it (the tools' OutputFile): key -> type.
+_OUTPUT_KEYS: dict[str, type] = {
+    "assetId": str,
+    "path": str,
+    "mimeType": str,
+    "width": int,
+    "height": int,
+    "bytes": int,
+}
+_unknown_statuses_seen: set[tuple[str, str]] = set()
+
+
+class _BadColumn(Exception):
+    def __init__(self, column: str, problem: str) -> None:
+        super().__init__(f"{column} {problem}")
+
+
+def _damaged(what: str, exc: _BadColumn) -> DamagedRecordError:
+    return DamagedRecordError(
+        f"The job ledger's record of {what} is damaged: {exc}. It was probably edited by hand: correct or "
+        f"delete that row, or move the ledger file ({FILE_NAME} in the state folder, SCENARIO_STATE_DIR) "
+        "aside to start a new history."
     )
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else f"{text[:37]}..."
+
+
+def _text(row: sqlite3.Row, column: str) -> str:
+    value = row[column]
+    if not isinstance(value, str):
+        raise _BadColumn(column, f"should be text, not {_shown(value)}")
+    return value
+
+
+def _text_or_none(row: sqlite3.Row, column: str) -> str | None:
+    return None if row[column] is None else _text(row, column)
+
+
+def _number(row: sqlite3.Row, column: str) -> float:
+    value = row[column]
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise _BadColumn(column, f"should be a finite number, not {_shown(value)}")
+    return value
+
+
+def _number_or_none(row: sqlite3.Row, column: str) -> float | None:
+    return None if row[column] is None else _number(row, column)
+
+
+def _json(row: sqlite3.Row, column: str, shape: type[dict[str, Any]] | type[list[Any]]) -> Any:
+    text = row[column]
+    if not isinstance(text, str):
+        raise _BadColumn(column, f"should be JSON text, not {_shown(text)}")
+    try:
+        value = json.loads(text)
+    except (ValueError, RecursionError):
+        raise _BadColumn(column, f"is not JSON ({_shown(text)})") from None
+    if not isinstance(value, shape):
+        kind = "object" if shape is dict else "array"
+        raise _BadColumn(column, f"should hold a JSON {kind}, not {_shown(value)}")
+    return value
+
+
+def _outputs(row: sqlite3.Row) -> list[dict[str, Any]]:
+    outputs: list[Any] = _json(row, "outputs", list)
+    for index, output in enumerate(outputs):
+        if not isinstance(output, dict) or not isinstance(output.get("assetId"), str):
+            raise _BadColumn(
+                "outputs", f"entry {index} should be an object with an assetId, not {_shown(output)}"
+            )
+        for key, value in output.items():
+            expected = _OUTPUT_KEYS.get(key)
+            if expected is None:
+                raise _BadColumn("outputs", f"entry {index} has an unknown key {key!r}")
+            if value is not None and type(value) is not expected:  # `type`: a bool is no int here
+                raise _BadColumn("outputs", f"entry {index} has {key} = {_shown(value)}")
+    return outputs
+
+
+def _status(row: sqlite3.Row, job_id: str) -> str:
+    status = _text(row, "status")
+    if not _STATUS_SHAPE.fullmatch(status):
+        raise _BadColumn(
+            "status", f"is {_shown(status)}, not a job status (such as {', '.join(sorted(KNOWN_STATUSES))})"
+        )
+    if status not in KNOWN_STATUSES and (job_id, status) not in _unknown_statuses_seen:
+        _unknown_statuses_seen.add((job_id, status))
+        logger.warning(
+            "job %r has the status %r, which this server does not know; treated as running", job_id, status
+        )
+    return status
+
+
+def _job(row: sqlite3.Row) -> JobRecord:
+    """The row as a record; a DamagedRecordError naming the job and the column if it cannot be one."""
+    try:
+        job_id = _text(row, "job_id")
+    except _BadColumn as exc:
+        raise _damaged(f"job {_shown(row['job_id'])}", exc) from None
+    try:
+        return JobRecord(
+            job_id=job_id,
+            model=_text(row, "model"),
+            parameters=_json(row, "parameters", dict),
+            inputs=_json(row, "inputs", dict),
+            request_key=_text_or_none(row, "request_key"),
+            source_stem=_text_or_none(row, "source_stem"),
+            upscale_factor=_number_or_none(row, "upscale_factor"),
+            status=_status(row, job_id),
+            progress=_number(row, "progress"),
+            cost=_number_or_none(row, "cost"),
+            error=_text_or_none(row, "error"),
+            hint=_text_or_none(row, "hint"),
+            outputs=_outputs(row),
+            created_at=_number(row, "created_at"),
+            updated_at=_number(row, "updated_at"),
+            finished_at=_number_or_none(row, "finished_at"),
+        )
+    except _BadColumn as exc:
+        raise _damaged(f"job {job_id!r}", exc) from None
+
+
+def _jobs(rows: list[sqlite3.Row]) -> list[JobRecord]:
+    """Every row that reads as a job; a damaged one is left out, with a warning naming it."""
+    records: list[JobRecord] = []
+    for row in rows:
+        try:
+            records.append(_job(row))
+        except DamagedRecordError as exc:
+            logger.warning("%s It is left out of the list.", exc)
+    return records
+
+
+def _outcome(row: sqlite3.Row) -> str:
+    outcome = _text(row, "outcome")
+    if outcome not in ATTEMPT_OUTCOMES:
+        raise _BadColumn("outcome", f"is {_shown(outcome)}, not one of {', '.join(sorted(ATTEMPT_OUTCOMES))}")
+    return outcome
 
 
 def _attempt(row: sqlite3.Row) -> Attempt:
-    return Attempt(
-        attempt_id=row["attempt_id"],
-        request_key=row["request_key"],
-        model=row["model"],
-        inputs=json.loads(row["inputs"]),
-        sent_at=row["sent_at"],
-        outcome=row["outcome"],
-        job_id=row["job_id"],
-    )
+    """The row as an attempt; a DamagedRecordError naming the attempt and the column if it cannot be one."""
+    attempt_id = row["attempt_id"]
+    try:
+        return Attempt(
+            attempt_id=attempt_id,
+            request_key=_text(row, "request_key"),
+            model=_text(row, "model"),
+            inputs=_json(row, "inputs", dict),
+            sent_at=_number(row, "sent_at"),
+            outcome=_outcome(row),
+            job_id=_text_or_none(row, "job_id"),
+        )
+    except _BadColumn as exc:
+        raise _damaged(f"submission attempt {attempt_id}", exc) from None

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from scenario_upscale_mcp.api.client import ScenarioClient
     from scenario_upscale_mcp.config import Settings
     from scenario_upscale_mcp.ledger import Ledger
+    from scenario_upscale_mcp.submit import Submitted
 
 T = TypeVar("T")
 logger = logging.getLogger(__name__)
@@ -42,6 +43,8 @@ class AppState:
         self._resources = ExitStack()
         self._ledger: Ledger | None = None
         self._ledger_lock = threading.Lock()
+        # Jobs the API accepted that the ledger failed to record: request key → (answer, when).
+        self.unrecorded_submissions: dict[str, tuple[Submitted, float]] = {}
 
     @cached_property
     def settings(self) -> Settings:

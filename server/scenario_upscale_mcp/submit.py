@@ -19,7 +19,8 @@ import hashlib
 import json
 import logging
 import time
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -50,10 +51,17 @@ SETTLE_GRACE_SECONDS = 15.0
 
 @dataclass(frozen=True)
 class Submission:
-    """What a billed request to run a model amounts to."""
+    """What a billed request to run a model amounts to.
+
+    Its identity is its content: the model, the inputs the caller set, and every image as the asset id
+    given or the hash of its bytes. That is known before anything is uploaded, so identical requests
+    made at the same moment are recognised as one, and only the one that wins the claim uploads
+    (`make_body`) and sends.
+    """
 
     model_id: str
-    body: dict[str, Any]  # the API body, images already resolved to asset ids
+    identity: dict[str, Any]  # the inputs, images as asset ids or "sha256:<hex>" of their content
+    make_body: Callable[[], Awaitable[dict[str, Any]]]  # uploads the images; the API body, asset ids in it
     parameters: dict[str, Any]  # the tool arguments as the assistant gave them
     source_stem: str | None
     upscale_factor: float | None
@@ -61,7 +69,7 @@ class Submission:
     @property
     def request_key(self) -> str:
         canonical = json.dumps(
-            {"model": self.model_id, "inputs": self.body}, sort_keys=True, separators=(",", ":")
+            {"model": self.model_id, "inputs": self.identity}, sort_keys=True, separators=(",", ":")
         )
         return hashlib.sha256(canonical.encode()).hexdigest()
 
@@ -87,10 +95,12 @@ async def submit(
         await _wait_for_parallel_slot(state, deadline)
         attempt, mine = await state.in_ledger(
             lambda ledger: (
-                ledger.claim_attempt(request_key=key, model=submission.model_id, inputs=submission.body)
+                ledger.claim_attempt(request_key=key, model=submission.model_id, inputs=submission.identity)
                 if not allow_duplicate
                 else (
-                    ledger.begin_attempt(request_key=key, model=submission.model_id, inputs=submission.body),
+                    ledger.begin_attempt(
+                        request_key=key, model=submission.model_id, inputs=submission.identity
+                    ),
                     True,
                 )
             )
@@ -101,7 +111,16 @@ async def submit(
             await _wait_until_settled(state, attempt, deadline)
             continue
         try:
-            answer = await state.client.generate(submission.model_id, submission.body)
+            body = await submission.make_body()
+        except BaseException:
+            # Nothing was sent: an upload failed or the call was cancelled before the request left.
+            with anyio.CancelScope(shield=True):
+                await _finish(state, attempt, "rejected")
+            raise
+        attempt = replace(attempt, inputs=body)
+        await state.in_ledger(functools.partial(_mark_sending, attempt=attempt))
+        try:
+            answer = await state.client.generate(submission.model_id, body)
         except SubmissionUncertainError as exc:
             await _finish(state, attempt, "uncertain")
             return await _recover_or_raise(state, submission, attempt, exc)
@@ -137,10 +156,33 @@ async def submit(
             return await _recover_or_raise(state, submission, attempt, unclear)
         # The job is recorded before the attempt is closed, so that whoever waits on this attempt
         # finds the job; and neither write may be skipped by a cancellation now that money is spent.
+        submitted = Submitted(job=answer.job, cost=answer.creative_units_cost)
         with anyio.CancelScope(shield=True):
-            await _record(state, submission, answer.job, answer.creative_units_cost)
-            await _finish(state, attempt, "accepted", answer.job.job_id)
-        return Submitted(job=answer.job, cost=answer.creative_units_cost)
+            try:
+                await _record(state, submission, answer.job, answer.creative_units_cost, body)
+                await _finish(state, attempt, "accepted", answer.job.job_id)
+            except Exception as exc:  # whatever broke the ledger, the paid job must reach the caller
+                return _unrecorded(state, key, submitted, exc)
+        return submitted
+
+
+def _unrecorded(state: AppState, key: str, submitted: Submitted, error: Exception) -> Submitted:
+    """A job the API accepted (and bills) that the ledger could not record: answer with it all the same.
+
+    It is kept in this process's memory, so an identical request here returns it instead of paying
+    again; the answer says plainly what is not being recorded and what that means.
+    """
+    logger.error("job %s was accepted but the ledger could not record it: %s", submitted.job.job_id, error)
+    why = str(error) if isinstance(error, ScenarioError) else type(error).__name__
+    notice = (
+        f"The job was submitted and is billed, but the job ledger is not recording ({why}). Keep this job "
+        f"id ({submitted.job.job_id}): use it with wait_for_jobs or get_job. Until the ledger works again, "
+        "list_jobs will not show the job, and an identical request from another server process (or after a "
+        "restart) would not be recognised as already submitted."
+    )
+    remembered = replace(submitted, notice=notice)
+    state.unrecorded_submissions[key] = (remembered, time.time())
+    return remembered
 
 
 async def _wait_until_settled(state: AppState, attempt: Attempt, deadline: float) -> None:
@@ -167,6 +209,9 @@ async def _wait_until_settled(state: AppState, attempt: Attempt, deadline: float
 
 async def _earlier_identical(state: AppState, submission: Submission, key: str) -> Submitted | None:
     """The job an identical earlier request created, if it may be reused; raises if that is unclear."""
+    unrecorded = state.unrecorded_submissions.get(key)
+    if unrecorded is not None and unrecorded[1] >= time.time() - REUSE_WINDOW_SECONDS:
+        return unrecorded[0]
     record = await state.in_ledger(
         lambda ledger: ledger.find_reusable(key, success_window=REUSE_WINDOW_SECONDS)
     )
@@ -243,7 +288,7 @@ async def _adopt(
 ) -> Submitted:
     """Settle an uncertain attempt with the job it turned out to have created."""
     await _finish(state, attempt, "accepted", job.job_id)
-    await _record(state, submission, job, None)
+    await _record(state, submission, job, None, attempt.inputs)
     return Submitted(job=job, cost=None, notice=notice)
 
 
@@ -259,7 +304,7 @@ async def _find_created_job(state: AppState, submission: Submission, attempt: At
     recent = [job for job in candidates if _timestamp(job.created_at) >= attempt.sent_at - CLOCK_SKEW_SECONDS]
     for job in sorted(recent, key=lambda job: _timestamp(job.created_at)):
         sent = job.metadata.input or {}
-        if not all(sent.get(name) == value for name, value in submission.body.items()):
+        if not all(sent.get(name) == value for name, value in attempt.inputs.items()):
             continue
         # A job the ledger already knows was submitted by another request: not the one lost here.
         known = await state.in_ledger(functools.partial(_get_job_record, job_id=job.job_id))
@@ -349,13 +394,15 @@ async def observe(state: AppState, job: Job) -> JobRecord:
     )
 
 
-async def _record(state: AppState, submission: Submission, job: Job, cost: float | None) -> None:
+async def _record(
+    state: AppState, submission: Submission, job: Job, cost: float | None, body: dict[str, Any]
+) -> None:
     await state.in_ledger(
         lambda ledger: ledger.record_submission(
             job_id=job.job_id,
             model=submission.model_id,
             parameters=submission.parameters,
-            inputs=submission.body,
+            inputs=body,
             request_key=submission.request_key,
             source_stem=submission.source_stem,
             upscale_factor=submission.upscale_factor,
@@ -370,6 +417,10 @@ async def _finish(state: AppState, attempt: Attempt, outcome: str, job_id: str |
     await state.in_ledger(
         lambda ledger: ledger.finish_attempt(attempt.attempt_id, outcome=outcome, job_id=job_id)
     )
+
+
+def _mark_sending(ledger: Ledger, *, attempt: Attempt) -> None:
+    ledger.mark_sending(attempt.attempt_id, inputs=attempt.inputs)
 
 
 def _get_job_record(ledger: Ledger, *, job_id: str) -> JobRecord | None:

@@ -32,6 +32,12 @@ MAX_PARTS = 10_000
 PART_CONCURRENCY = 4
 IMPORT_TIMEOUT_SECONDS = 300.0
 HASH_CHUNK_BYTES = 1024 * 1024
+# A claimed upload is renewed every CLAIM_RENEW_SECONDS; one not renewed for CLAIM_STALE_SECONDS
+# belongs to a caller that died, and is taken over.
+CLAIM_RENEW_SECONDS = 5.0
+CLAIM_STALE_SECONDS = 30.0
+CLAIM_POLL_FIRST_SECONDS = 0.05
+CLAIM_POLL_MAX_SECONDS = 1.0
 
 
 @dataclass(frozen=True)
@@ -41,18 +47,68 @@ class UploadedImage:
     reused: bool  # the same content was uploaded before and its asset still exists
 
 
-async def upload_image(state: AppState, image: LocalImage, *, name: str | None = None) -> UploadedImage:
-    """The asset for this image's content, uploading it only if no live asset has the same bytes."""
-    digest = await anyio.to_thread.run_sync(_sha256, image.path)
-    known = await state.in_ledger(lambda ledger: ledger.asset_for_content(digest))
-    if known is not None:
-        try:
-            await state.client.get_asset(known)
-        except NotFoundError:
-            await state.in_ledger(lambda ledger: ledger.forget_upload(digest, asset_id=known))
-        else:
+async def upload_image(
+    state: AppState, image: LocalImage, digest: str, *, name: str | None = None
+) -> UploadedImage:
+    """The asset for this content (`digest`, its SHA-256), uploading it only if no live asset has it.
+
+    One upload per content, even when asked for at once: the upload is claimed in the ledger, and
+    whoever finds it claimed (in this process or another) waits for that upload's asset instead of
+    sending the same bytes again.
+    """
+    interval = CLAIM_POLL_FIRST_SECONDS
+    while True:
+        known = await _live_asset(state, digest)
+        if known is not None:
             return UploadedImage(asset_id=known, image=image, reused=True)
-    file_name = name or image.path.name
+        if await state.in_ledger(lambda ledger: ledger.claim_upload(digest, stale_after=CLAIM_STALE_SECONDS)):
+            break
+        await anyio.sleep(interval)
+        interval = min(interval * 1.5, CLAIM_POLL_MAX_SECONDS)
+    try:
+        # Claimed: but another caller may have finished this very upload since the look above.
+        known = await _live_asset(state, digest)
+        if known is not None:
+            return UploadedImage(asset_id=known, image=image, reused=True)
+        try:
+            async with anyio.create_task_group() as group:
+                group.start_soon(_keep_claim, state, digest)
+                asset_id = await _send(state, image, name or image.path.name)
+                group.cancel_scope.cancel()
+        except ExceptionGroup as failure:  # the upload's own error, not a group of one
+            raise failure.exceptions[0] from None
+        await state.in_ledger(
+            lambda ledger: ledger.record_upload(
+                content_hash=digest, asset_id=asset_id, name=name or image.path.name, size=image.size
+            )
+        )
+        return UploadedImage(asset_id=asset_id, image=image, reused=False)
+    finally:
+        with anyio.CancelScope(shield=True):
+            await state.in_ledger(lambda ledger: ledger.release_upload(digest))
+
+
+async def _live_asset(state: AppState, digest: str) -> str | None:
+    """The asset this content was uploaded as, if the API still has it."""
+    known = await state.in_ledger(lambda ledger: ledger.asset_for_content(digest))
+    if known is None:
+        return None
+    try:
+        await state.client.get_asset(known)
+    except NotFoundError:
+        await state.in_ledger(lambda ledger: ledger.forget_upload(digest, asset_id=known))
+        return None
+    return known
+
+
+async def _keep_claim(state: AppState, digest: str) -> None:
+    """Renew the claim while the upload runs, so that only a claim whose owner died goes stale."""
+    while True:
+        await anyio.sleep(CLAIM_RENEW_SECONDS)
+        await state.in_ledger(lambda ledger: ledger.renew_upload_claim(digest))
+
+
+async def _send(state: AppState, image: LocalImage, file_name: str) -> str:
     if image.size < SIMPLE_UPLOAD_LIMIT:
         data = await anyio.Path(image.path).read_bytes()
         asset_id = (await state.client.create_asset(file_name, data, image.mime_type)).id
@@ -65,12 +121,7 @@ async def upload_image(state: AppState, image: LocalImage, *, name: str | None =
             poll_max=state.settings.poll_max_seconds,
         )
     logger.info("uploaded %s (%d bytes) as %s", file_name, image.size, asset_id)
-    await state.in_ledger(
-        lambda ledger: ledger.record_upload(
-            content_hash=digest, asset_id=asset_id, name=file_name, size=image.size
-        )
-    )
-    return UploadedImage(asset_id=asset_id, image=image, reused=False)
+    return asset_id
 
 
 def part_plan(size: int) -> tuple[int, int]:
@@ -135,7 +186,8 @@ def _read_range(path: Path, offset: int, length: int) -> bytes:
         return file.read(length)
 
 
-def _sha256(path: Path) -> str:
+def content_digest(path: Path) -> str:
+    """The SHA-256 of a file's bytes: the content's identity (blocking)."""
     digest = hashlib.sha256()
     with path.open("rb") as file:
         while chunk := file.read(HASH_CHUNK_BYTES):

@@ -50,6 +50,11 @@ class ToolSpec:
 
 
 # --- argument types ----------------------------------------------------------------------------------
+#
+# Plain `float`, `int`, `bool` and `str`: `build_tool` (scenario_upscale_mcp/app.py) makes every tool's
+# arguments strict and finite. A boolean is only true or false, text only a string, a number never a
+# boolean and never NaN or Infinity; the one conversion is a number sent as text that is exactly a JSON
+# number ("4", "0.25"), read as that number.
 
 IMAGE_REFERENCE_HELP = (
     "an asset id (asset_...); a local image file as an absolute path, a ~/ path or a file:// URI "

@@ -15,7 +15,7 @@ from mcp.types import CallToolResult, ContentBlock, ImageContent, ResourceLink, 
 from pydantic import BaseModel
 
 from scenario_upscale_mcp.api.errors import ScenarioError
-from scenario_upscale_mcp.files import SavedFile, make_preview
+from scenario_upscale_mcp.files import PreviewUnavailable, SavedFile, make_preview
 from scenario_upscale_mcp.jobs import NamingHint, save_job_outputs
 from scenario_upscale_mcp.submit import observe
 from scenario_upscale_tools.common import MODELS, JobView, OutputFile
@@ -108,14 +108,20 @@ async def answer(
     """The tool result: a summary, one preview (of the first saved file), and a link to every saved file.
 
     One preview only: hosts reject results over 1 MB, and one look is enough to judge a result. A
-    file that cannot be previewed still gets its link; the answer never fails for want of a preview.
+    file that cannot be previewed still gets its link, and the text says why it has no preview; the
+    answer never fails for want of a preview.
     """
     blocks: list[ContentBlock] = [TextContent(text=summary)]
     if saved and preview:
         try:
             image, mime_type = await anyio.to_thread.run_sync(make_preview, saved[0].path)
-        except (OSError, ValueError, SyntaxError) as exc:  # Pillow's ways of saying "not an image I can read"
+        except PreviewUnavailable as exc:  # too large to decode within the server's memory bound
+            blocks[0] = TextContent(text=f"{summary} {exc}")
+        except (OSError, ValueError, SyntaxError, EOFError, MemoryError) as exc:  # Pillow: "cannot read it"
             logger.info("no preview for %s: %s", saved[0].path, exc)
+            blocks[0] = TextContent(
+                text=f"{summary} No preview: {saved[0].path.name} could not be read as an image here."
+            )
         else:
             blocks.append(ImageContent(data=base64.b64encode(image).decode("ascii"), mime_type=mime_type))
     blocks += [

@@ -1,7 +1,7 @@
 """The flow both model tools share: check inputs, resolve images to assets, submit, watch, save, answer.
 
 Everything that can be refused locally is checked before the first request (see
-`inputs.resolve_images`), so a bad argument or a forbidden file costs no HTTP request at all.
+`inputs.check_images`), so a bad argument or a forbidden file costs no HTTP request at all.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from mcp.types import CallToolResult
 from pydantic import Field
 
 from scenario_upscale_mcp.files import resolve_output_dir
-from scenario_upscale_mcp.inputs import resolve_images, scratch_folder
+from scenario_upscale_mcp.inputs import check_images, scratch_folder, upload_images
 from scenario_upscale_mcp.jobs import watch_job
 from scenario_upscale_mcp.submit import Submission, observe, submit
 from scenario_upscale_tools.common import JobView, ModelSpec, ToolContext, app_state, structured_result
@@ -52,47 +52,52 @@ async def run_upscale(
 
     Only what the caller set goes into the body (`image` always does): a preset "applies a set of
     parameters", and whether values sent next to it override it is not published, so the API is left
-    to apply the preset and the documented defaults, as in Scenario's own examples. The body is also
-    the request's identity for reuse (`Submission.request_key`). The effective `upscaleFactor` still
-    names the saved files.
+    to apply the preset and the documented defaults, as in Scenario's own examples. The same inputs,
+    with each image as its content's hash, are the request's identity (`Submission.request_key`),
+    known before anything is uploaded. The effective `upscaleFactor` still names the saved files.
     """
     state = app_state(ctx)
     settings = state.settings
     folder = resolve_output_dir(options.output_dir, settings)
     sent = {name: value for name, value in inputs.items() if name == "image" or name in given}
     with scratch_folder() as scratch:
-        images = await resolve_images(state, _image_fields(sent, spec), Path(scratch))
-    body = _api_body(sent, spec, {field: image.asset_id for field, image in images.items()})
+        checked = await check_images(state, _image_fields(sent, spec), Path(scratch))
 
-    if options.dry_run:
-        estimate = await state.client.generate(spec.model_id, body, dry_run=True)
-        cost = estimate.creative_units_cost
-        view = UpscaleResult(
-            jobId=None,
-            model=spec.model_id,
-            status="not-submitted",
-            progress=0.0,
-            creativeUnitsCost=cost,
-            dryRun=True,
+        async def make_body() -> dict[str, Any]:
+            images = await upload_images(state, checked)
+            return _api_body(sent, spec, {field: image.asset_id for field, image in images.items()})
+
+        if options.dry_run:
+            estimate = await state.client.generate(spec.model_id, await make_body(), dry_run=True)
+            cost = estimate.creative_units_cost
+            view = UpscaleResult(
+                jobId=None,
+                model=spec.model_id,
+                status="not-submitted",
+                progress=0.0,
+                creativeUnitsCost=cost,
+                dryRun=True,
+            )
+            quoted = f"{cost:g} creative units" if cost is not None else "an unknown amount"
+            return structured_result(
+                view, f"Dry run: this upscale would cost {quoted}. Nothing was submitted."
+            )
+
+        wait = min(options.wait, settings.max_wait_seconds)
+        started = anyio.current_time()
+        submitted = await submit(
+            state,
+            Submission(
+                model_id=spec.model_id,
+                identity=_api_body(sent, spec, {field: image.identity for field, image in checked.items()}),
+                make_body=make_body,
+                parameters={key: value for key, value in sent.items() if value is not None},
+                source_stem=checked["image"].stem,
+                upscale_factor=float(inputs["upscaleFactor"]),
+            ),
+            allow_duplicate=options.allow_duplicate,
+            wait_budget=wait,
         )
-        quoted = f"{cost:g} creative units" if cost is not None else "an unknown amount"
-        return structured_result(view, f"Dry run: this upscale would cost {quoted}. Nothing was submitted.")
-
-    wait = min(options.wait, settings.max_wait_seconds)
-    started = anyio.current_time()
-    source = images["image"].stem
-    submitted = await submit(
-        state,
-        Submission(
-            model_id=spec.model_id,
-            body=body,
-            parameters={key: value for key, value in sent.items() if value is not None},
-            source_stem=source,
-            upscale_factor=float(inputs["upscaleFactor"]),
-        ),
-        allow_duplicate=options.allow_duplicate,
-        wait_budget=wait,
-    )
     job = submitted.job
     logger.info(
         "job %s for %s (%s)", job.job_id, spec.model_id, "reused" if submitted.notice else "submitted"

@@ -2,8 +2,9 @@
 
 Every API call goes through `scenario_sdk.AsyncScenario`, which shares our one long-lived
 `httpx.AsyncClient` (owned by the lifespan; its transport is injectable for tests). What the SDK
-does not do stays here, over that same client: presigned part PUTs, CDN downloads and user-given
-image URLs. One choke point (`_call`) turns every SDK failure into a typed `errors.ScenarioError`;
+does not do stays here, over that same client: presigned part PUTs and CDN downloads; user-given
+image URLs get a client of their own per fetch, pinned to the addresses their host check approved
+(`api/pinned.py`). One choke point (`_call`) turns every SDK failure into a typed `errors.ScenarioError`;
 nothing of the SDK's reaches a tool result.
 
 Retries are ours, not the SDK's: its defaults retry POSTs on 5xx and timeouts with no idempotency
@@ -23,7 +24,7 @@ import base64
 import email.utils
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
@@ -49,6 +50,7 @@ from scenario_upscale_mcp.api.errors import (
 from scenario_upscale_mcp.config import DEFAULT_BASE_URL, Settings
 
 if TYPE_CHECKING:
+    import httpcore
     from scenario_sdk import AsyncScenario
     from scenario_sdk.pagination import AsyncJobsCursor
 
@@ -73,6 +75,7 @@ class ScenarioClient:
         *,
         base_url: str | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
+        network_backend: httpcore.AsyncNetworkBackend | None = None,
         retry_base_seconds: float = 0.5,
     ) -> None:
         self._settings = settings
@@ -85,6 +88,9 @@ class ScenarioClient:
             headers={"User-Agent": f"scenario-upscale-mcp/{__version__}"},
         )
         self._sdk: AsyncScenario | None = None
+        # User-given image URLs: see `open_public_url` for how these two test seams are used.
+        self._public_network = network_backend
+        self._pin_public_urls = transport is None or network_backend is not None
 
     async def __aenter__(self) -> ScenarioClient:
         return self
@@ -253,37 +259,67 @@ class ScenarioClient:
 
     @asynccontextmanager
     async def open_public_url(
-        self, url: str, *, check_host: Callable[[str, int], Awaitable[None]]
+        self, url: str, *, check_host: Callable[[str, int], Awaitable[Sequence[str]]]
     ) -> AsyncIterator[tuple[int | None, AsyncIterator[bytes]]]:
         """Stream an image from a user-given https URL: (Content-Length or None, chunks).
 
         Redirects are followed here, one hop at a time, so that `check_host` vets every host the
-        request goes to (not only the first): https only, and public addresses only.
+        request goes to (not only the first): https only, and public addresses only. Each hop then
+        connects to the very addresses `check_host` returned (pinned: see `api/pinned.py`), so a
+        second DNS answer can never redirect the connection; TLS still verifies the URL's host name.
+
+        Test seams: an injected `transport` stands in for the whole network (in-process, it dials
+        nothing), so it gets the same checks but no pinning; an injected `network_backend` instead
+        replaces only the socket layer under the production pinned transport, which is how pinning
+        itself is tested.
         """
-        for _hop in range(MAX_REDIRECTS + 1):
-            try:
-                parsed = httpx.URL(url)
-            except httpx.InvalidURL as exc:
-                raise InputError(f"Not a valid image URL ({exc}): {url}") from None
-            if parsed.scheme != "https":
-                raise InputError(f"Only https:// image URLs are accepted; got {parsed.scheme}:// ({url}).")
-            await check_host(parsed.host, parsed.port or 443)
-            try:
-                async with self._http.stream("GET", url, follow_redirects=False) as response:
-                    if response.is_redirect and "location" in response.headers:
-                        url = str(response.url.join(response.headers["location"]))
-                        continue
-                    if response.status_code >= 400:
-                        raise InputError(f"The image URL answered HTTP {response.status_code}: {url}")
-                    length = response.headers.get("content-length")
-                    yield (
-                        (int(length) if length and length.isdigit() else None),
-                        response.aiter_bytes(),
+        pins: dict[tuple[str, int], list[str]] = {}
+        async with self._public_http(pins) as http:
+            for _hop in range(MAX_REDIRECTS + 1):
+                try:
+                    parsed = httpx.URL(url)
+                except httpx.InvalidURL as exc:
+                    raise InputError(f"Not a valid image URL ({exc}): {url}") from None
+                if parsed.scheme != "https":
+                    raise InputError(
+                        f"Only https:// image URLs are accepted; got {parsed.scheme}:// ({url})."
                     )
-                    return
-            except (httpx.TransportError, httpx.InvalidURL) as exc:
-                raise InputError(f"Could not fetch the image URL ({type(exc).__name__}): {url}") from exc
-        raise InputError(f"The image URL redirected more than {MAX_REDIRECTS} times: {url}")
+                # The host exactly as the connection will name it (IDNA-encoded, no brackets).
+                host, port = parsed.raw_host.decode("ascii"), parsed.port or 443
+                pins[(host.lower(), port)] = list(await check_host(host, port))
+                try:
+                    async with http.stream("GET", url, follow_redirects=False) as response:
+                        if response.is_redirect and "location" in response.headers:
+                            url = str(response.url.join(response.headers["location"]))
+                            continue
+                        if response.status_code >= 400:
+                            raise InputError(f"The image URL answered HTTP {response.status_code}: {url}")
+                        length = response.headers.get("content-length")
+                        yield (
+                            (int(length) if length and length.isdigit() else None),
+                            response.aiter_bytes(),
+                        )
+                        return
+                except (httpx.TransportError, httpx.InvalidURL) as exc:
+                    raise InputError(f"Could not fetch the image URL ({type(exc).__name__}): {url}") from exc
+            raise InputError(f"The image URL redirected more than {MAX_REDIRECTS} times: {url}")
+
+    @asynccontextmanager
+    async def _public_http(self, pins: dict[tuple[str, int], list[str]]) -> AsyncIterator[httpx.AsyncClient]:
+        """The client one `open_public_url` call fetches with: its own, pinned to `pins`, and no proxy
+        (a proxy would resolve the name again). Only an injected test transport is used as it is."""
+        if not self._pin_public_urls:
+            yield self._http
+            return
+        from scenario_upscale_mcp.api.pinned import PinnedTransport
+
+        async with httpx.AsyncClient(
+            transport=PinnedTransport(pins, network=self._public_network),
+            timeout=self._http.timeout,
+            headers={"User-Agent": self._http.headers["User-Agent"]},
+            trust_env=False,
+        ) as http:
+            yield http
 
     @asynccontextmanager
     async def open_download(self, url: str) -> AsyncIterator[tuple[int | None, AsyncIterator[bytes]]]:
