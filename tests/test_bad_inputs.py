@@ -19,7 +19,7 @@ import pytest
 from mcp import Client
 
 from scenario_upscale_mcp.config import Settings
-from scenario_upscale_mcp.ledger import FILE_NAME, Ledger, LedgerError
+from scenario_upscale_mcp.jobs.ledger import FILE_NAME, Ledger, LedgerError
 from tests.conftest import RecordingTransport
 
 pytestmark = pytest.mark.anyio
@@ -210,7 +210,7 @@ def test_a_damaged_job_row_is_named_when_read_and_left_out_of_lists(
     with pytest.raises(LedgerError):
         ledger.find_reusable("key-damaged")  # never silently treated as "no earlier job": money is at stake
 
-    with caplog.at_level(logging.WARNING, logger="scenario_upscale_mcp.ledger"):
+    with caplog.at_level(logging.WARNING, logger="scenario_upscale_mcp.jobs.ledger"):
         listed = [r.job_id for r in ledger.list_jobs()]
         in_flight = [r.job_id for r in ledger.jobs_in_flight()]
     assert set(listed) == {"job_before", "job_after"}
@@ -228,7 +228,7 @@ def test_a_status_the_server_does_not_know_is_kept_and_treated_as_running(
     add_job(ledger, "job_new_status")
     damage(ledger.path, "job_new_status", "status", "moderating")
 
-    with caplog.at_level(logging.WARNING, logger="scenario_upscale_mcp.ledger"):
+    with caplog.at_level(logging.WARNING, logger="scenario_upscale_mcp.jobs.ledger"):
         records = ledger.list_jobs() + ledger.list_jobs()
     assert [r.status for r in records] == ["moderating", "moderating"]
     assert not records[0].is_terminal
@@ -274,7 +274,7 @@ async def test_list_jobs_and_get_job_keep_working_around_a_damaged_row(
         add_job(other, "job_hand_edited")
     damage(path, "job_hand_edited", "outputs", "[oops")
 
-    with caplog.at_level(logging.WARNING, logger="scenario_upscale_mcp.ledger"):
+    with caplog.at_level(logging.WARNING, logger="scenario_upscale_mcp.jobs.ledger"):
         listed = await client.call_tool("list_jobs", {})
     assert not listed.is_error, listed.content
     assert listed.structured_content is not None

@@ -12,13 +12,8 @@ import pytest
 from PIL import Image
 
 from scenario_upscale_mcp.api.errors import DownloadError
-from scenario_upscale_mcp.files import (
-    PREVIEW_MAX_BYTES,
-    PREVIEW_MAX_EDGE,
-    make_preview,
-    output_file_name,
-    save_stream,
-)
+from scenario_upscale_mcp.outputs.previews import PREVIEW_MAX_BYTES, PREVIEW_MAX_EDGE, make_preview
+from scenario_upscale_mcp.outputs.writing import output_file_name, save_stream
 
 pytestmark = pytest.mark.anyio
 

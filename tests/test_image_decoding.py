@@ -20,7 +20,7 @@ from PIL import Image, ImageFile
 
 from scenario_upscale_mcp.api.errors import InputError
 from scenario_upscale_mcp.config import Settings
-from scenario_upscale_mcp.files import check_image_file
+from scenario_upscale_mcp.images.reading import check_image_file
 from tests.conftest import RecordingTransport
 
 pytestmark = pytest.mark.anyio

@@ -18,7 +18,8 @@ from scenario_upscale_mcp.api.client import ScenarioClient
 from scenario_upscale_mcp.api.errors import InputError
 from scenario_upscale_mcp.app import create_server
 from scenario_upscale_mcp.config import Settings
-from scenario_upscale_mcp.inputs import DataReference, UrlReference, decode_data_uri, fetch_url
+from scenario_upscale_mcp.images.references import DataReference, UrlReference
+from scenario_upscale_mcp.images.sources import decode_data_uri, fetch_url
 from tests.conftest import RecordingTransport, png_bytes
 
 pytestmark = pytest.mark.anyio

@@ -15,7 +15,7 @@ import httpx
 import pytest
 from mcp import Client
 
-from scenario_upscale_mcp.urls import refusal
+from scenario_upscale_mcp.images.public_hosts import refusal
 from tests.conftest import RecordingTransport, png_bytes
 
 pytestmark = pytest.mark.anyio

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from scenario_upscale_mcp.ledger import (
+from scenario_upscale_mcp.jobs.ledger import (
     FILE_NAME,
     SCHEMA_VERSION,
     STALE_SENDING_SECONDS,
@@ -587,7 +587,7 @@ def test_importing_the_ledger_stays_light() -> None:
     heavy = ["mcp", "httpx", "pydantic", "pydantic_settings", "PIL", "anyio"]
     script = (
         "import sys\n"
-        "import scenario_upscale_mcp.ledger\n"
+        "import scenario_upscale_mcp.jobs.ledger\n"
         f"loaded = sorted(name for name in {heavy!r} if name in sys.modules)\n"
         "sys.exit(', '.join(loaded) or None)\n"
     )

@@ -247,14 +247,14 @@ async def test_an_earlier_job_that_failed_unseen_is_not_returned_again(
 async def test_a_job_whose_output_cannot_be_saved_still_answers_with_the_job(
     client: Client, sandbox: Sandbox, folders: dict[str, Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from scenario_upscale_mcp import jobs
+    from scenario_upscale_mcp.jobs import saving
 
     async def disk_full(*args: Any, **kwargs: Any) -> Any:
         from scenario_upscale_mcp.api.errors import DownloadError
 
         raise DownloadError("Cannot save x.png: No space left on device.")
 
-    monkeypatch.setattr(jobs, "save_asset", disk_full)
+    monkeypatch.setattr(saving, "save_asset", disk_full)
     result = await client.call_tool(
         "upscale_v3", {"image": sandbox.add_asset(png_bytes(), "a.png"), "wait": 20}
     )

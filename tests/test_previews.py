@@ -20,9 +20,9 @@ from mcp import Client
 from mcp.types import ResourceLink, TextContent
 from PIL import Image, ImageFile
 
-from scenario_upscale_mcp import files
 from scenario_upscale_mcp.config import Settings
-from scenario_upscale_mcp.files import (
+from scenario_upscale_mcp.outputs import previews
+from scenario_upscale_mcp.outputs.previews import (
     PREVIEW_MAX_EDGE,
     PREVIEW_MAX_PIXELS,
     PreviewUnavailable,
@@ -178,7 +178,7 @@ def test_a_webp_beyond_the_whole_read_limit_is_never_opened(
     noise = Image.effect_noise((64, 64), 50).convert("RGB")
     noise.save(webp, "WEBP", lossless=True)
     noise.save(png, "PNG")
-    monkeypatch.setattr(files, "WHOLE_READ_MAX_BYTES", min(webp.stat().st_size, png.stat().st_size) - 1)
+    monkeypatch.setattr(previews, "WHOLE_READ_MAX_BYTES", min(webp.stat().st_size, png.stat().st_size) - 1)
 
     assert describe_image(webp) == (None, None, None)
     with pytest.raises(PreviewUnavailable, match=r"result\.webp is a [\d,]+-byte WebP or AVIF file"):
@@ -195,7 +195,7 @@ def test_the_peak_memory_of_previewing_a_huge_png_stays_small(huge_png: Path) ->
     script = textwrap.dedent(
         f"""
         from pathlib import Path
-        from scenario_upscale_mcp.files import PreviewUnavailable, describe_image, make_preview
+        from scenario_upscale_mcp.outputs.previews import PreviewUnavailable, describe_image, make_preview
         describe_image(Path({str(huge_png)!r}))
         try:
             make_preview(Path({str(huge_png)!r}))

@@ -15,7 +15,7 @@ import pytest
 from mcp import Client, StdioServerParameters
 from mcp.types import TextContent
 
-from scenario_upscale_mcp.ledger import Ledger, LedgerError
+from scenario_upscale_mcp.jobs.ledger import Ledger, LedgerError
 from scenario_upscale_mcp.sandbox import Sandbox, serve_in_thread
 from tests.conftest import RecordingTransport, png_bytes
 from tests.tools.test_upload_image import noise_png

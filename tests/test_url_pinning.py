@@ -26,7 +26,8 @@ from scenario_upscale_mcp.api.client import ScenarioClient
 from scenario_upscale_mcp.api.errors import InputError
 from scenario_upscale_mcp.api.pinned import PinnedNetwork
 from scenario_upscale_mcp.config import Settings
-from scenario_upscale_mcp.inputs import UrlReference, fetch_url
+from scenario_upscale_mcp.images.references import UrlReference
+from scenario_upscale_mcp.images.sources import fetch_url
 from tests.conftest import png_bytes
 
 pytestmark = pytest.mark.anyio

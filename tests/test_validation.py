@@ -22,7 +22,7 @@ from pydantic import ValidationError
 
 from scenario_upscale_mcp.app import build_tool
 from scenario_upscale_mcp.config import Settings
-from scenario_upscale_mcp.ledger import FILE_NAME
+from scenario_upscale_mcp.jobs.ledger import FILE_NAME
 from scenario_upscale_mcp.state import AppState
 from scenario_upscale_tools.inventory import SCHEMAS, TOOL_NAMES, load_tool
 from tests.conftest import RecordingTransport

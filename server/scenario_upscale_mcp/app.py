@@ -42,7 +42,7 @@ if TYPE_CHECKING:
     import httpx
 
     from scenario_upscale_mcp.config import Settings
-    from scenario_upscale_mcp.urls import Resolver
+    from scenario_upscale_mcp.images.public_hosts import Resolver
     from scenario_upscale_tools.common import ToolSpec
 
 logger = logging.getLogger(__name__)

@@ -16,15 +16,15 @@ from typing import TYPE_CHECKING, TypeVar
 
 import anyio
 
-from scenario_upscale_mcp.urls import Resolver, system_resolver
+from scenario_upscale_mcp.images.public_hosts import Resolver, system_resolver
 
 if TYPE_CHECKING:
     import httpx
 
     from scenario_upscale_mcp.api.client import ScenarioClient
     from scenario_upscale_mcp.config import Settings
-    from scenario_upscale_mcp.ledger import Ledger
-    from scenario_upscale_mcp.submit import Submitted
+    from scenario_upscale_mcp.jobs.ledger import Ledger
+    from scenario_upscale_mcp.jobs.submission import Submitted
 
 T = TypeVar("T")
 logger = logging.getLogger(__name__)
@@ -73,7 +73,7 @@ class AppState:
         # Under a lock: the first ledger calls arrive on several worker threads at once.
         with self._ledger_lock:
             if self._ledger is None:
-                from scenario_upscale_mcp.ledger import Ledger
+                from scenario_upscale_mcp.jobs.ledger import Ledger
 
                 # The simulator's jobs and assets are not Scenario's: they get a ledger of their own.
                 folder = (

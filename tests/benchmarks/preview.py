@@ -16,7 +16,8 @@ from pathlib import Path
 
 from PIL import Image
 
-from scenario_upscale_mcp.files import PREVIEW_MAX_EDGE, make_preview, open_image
+from scenario_upscale_mcp.image_files import open_image
+from scenario_upscale_mcp.outputs.previews import PREVIEW_MAX_EDGE, make_preview
 
 SAMPLE = Path(__file__).parents[2] / "examples" / "images" / "stone_tile.png"
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import anyio
 import httpx
 
-from scenario_upscale_mcp.uploads import PART_CONCURRENCY, part_plan
+from scenario_upscale_mcp.images.uploads import PART_CONCURRENCY, part_plan
 from tests.benchmarks.support import (
     AUTH,
     MemoryWatch,

@@ -7,7 +7,7 @@ from typing import Annotated
 from mcp.types import CallToolResult, ToolAnnotations
 
 from scenario_upscale_mcp.api.errors import BadRequestError
-from scenario_upscale_mcp.submit import observe
+from scenario_upscale_mcp.jobs.submission import observe
 from scenario_upscale_tools.common import JobId, JobView, ToolContext, ToolSpec, app_state, structured_result
 
 

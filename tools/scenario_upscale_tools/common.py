@@ -11,7 +11,7 @@ from mcp.types import CallToolResult, TextContent, ToolAnnotations
 from pydantic import BaseModel, ConfigDict, Field
 
 from scenario_upscale_mcp.api.answers import Job
-from scenario_upscale_mcp.files import SavedFile
+from scenario_upscale_mcp.outputs.writing import SavedFile
 from scenario_upscale_mcp.state import AppState
 
 ToolContext = Context[AppState, Any]

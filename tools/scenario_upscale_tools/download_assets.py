@@ -8,9 +8,10 @@ from mcp.types import CallToolResult, ToolAnnotations
 from pydantic import Field
 
 from scenario_upscale_mcp.api.errors import InputError, MissingCredentialsError
-from scenario_upscale_mcp.files import SavedFile, resolve_output_dir, safe_stem
-from scenario_upscale_mcp.jobs import save_asset, save_job_outputs
-from scenario_upscale_mcp.submit import observe
+from scenario_upscale_mcp.jobs.saving import save_asset, save_job_outputs
+from scenario_upscale_mcp.jobs.submission import observe
+from scenario_upscale_mcp.outputs.folders import resolve_output_dir
+from scenario_upscale_mcp.outputs.writing import SavedFile, safe_stem
 from scenario_upscale_tools.common import (
     JobId,
     OutputDir,
@@ -23,7 +24,7 @@ from scenario_upscale_tools.common import (
 from scenario_upscale_tools.results import answer, naming_for
 
 if TYPE_CHECKING:
-    from scenario_upscale_mcp.ledger import Ledger
+    from scenario_upscale_mcp.jobs.ledger import Ledger
 
 AssetId = Annotated[
     str, Field(pattern=r"^asset_[A-Za-z0-9_-]+$", description="A Scenario asset id (asset_...).")

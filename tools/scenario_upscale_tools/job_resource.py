@@ -5,7 +5,7 @@ from __future__ import annotations
 from mcp.server.mcpserver.exceptions import ResourceError, ResourceNotFoundError
 
 from scenario_upscale_mcp.api.errors import MissingCredentialsError, NotFoundError, ScenarioError
-from scenario_upscale_mcp.submit import observe
+from scenario_upscale_mcp.jobs.submission import observe
 from scenario_upscale_tools.common import JobView, ToolContext, app_state
 from scenario_upscale_tools.list_jobs import view_of
 

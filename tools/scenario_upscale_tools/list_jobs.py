@@ -18,7 +18,7 @@ from scenario_upscale_tools.common import (
 )
 
 if TYPE_CHECKING:
-    from scenario_upscale_mcp.ledger import JobRecord
+    from scenario_upscale_mcp.jobs.ledger import JobRecord
 
 Status = Literal[
     "pending", "queued", "warming-up", "in-progress", "finalizing", "success", "failure", "canceled"

@@ -15,16 +15,17 @@ from mcp.types import CallToolResult, ContentBlock, ImageContent, ResourceLink, 
 from pydantic import BaseModel
 
 from scenario_upscale_mcp.api.errors import ScenarioError
-from scenario_upscale_mcp.files import PreviewUnavailable, SavedFile, make_preview
-from scenario_upscale_mcp.jobs import NamingHint, save_job_outputs
-from scenario_upscale_mcp.submit import observe
+from scenario_upscale_mcp.jobs.saving import NamingHint, save_job_outputs
+from scenario_upscale_mcp.jobs.submission import observe
+from scenario_upscale_mcp.outputs.previews import PreviewUnavailable, make_preview
+from scenario_upscale_mcp.outputs.writing import SavedFile
 from scenario_upscale_tools.common import MODELS, JobView, OutputFile
 
 logger = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from scenario_upscale_mcp.api.answers import Job
-    from scenario_upscale_mcp.ledger import JobRecord, Ledger
+    from scenario_upscale_mcp.jobs.ledger import JobRecord, Ledger
     from scenario_upscale_mcp.state import AppState
 
 

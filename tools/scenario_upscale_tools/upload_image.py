@@ -8,7 +8,8 @@ from typing import Annotated
 from mcp.types import CallToolResult, ToolAnnotations
 from pydantic import Field
 
-from scenario_upscale_mcp.inputs import resolve_images, scratch_folder
+from scenario_upscale_mcp.images.resolving import resolve_images
+from scenario_upscale_mcp.images.sources import scratch_folder
 from scenario_upscale_tools.common import (
     ImageReference,
     ResultModel,

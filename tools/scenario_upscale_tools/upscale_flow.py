@@ -15,10 +15,11 @@ import anyio
 from mcp.types import CallToolResult
 from pydantic import Field
 
-from scenario_upscale_mcp.files import resolve_output_dir
-from scenario_upscale_mcp.inputs import check_images, scratch_folder, upload_images
-from scenario_upscale_mcp.jobs import watch_job
-from scenario_upscale_mcp.submit import Submission, observe, submit
+from scenario_upscale_mcp.images.resolving import check_images, upload_images
+from scenario_upscale_mcp.images.sources import scratch_folder
+from scenario_upscale_mcp.jobs.submission import Submission, observe, submit
+from scenario_upscale_mcp.jobs.watching import watch_job
+from scenario_upscale_mcp.outputs.folders import resolve_output_dir
 from scenario_upscale_tools.common import JobView, ModelSpec, ToolContext, app_state, structured_result
 from scenario_upscale_tools.results import answer, settle
 

@@ -11,8 +11,9 @@ from pydantic import Field
 
 from scenario_upscale_mcp.api.answers import Job
 from scenario_upscale_mcp.api.errors import MissingCredentialsError, NotFoundError, ScenarioError
-from scenario_upscale_mcp.files import SavedFile, resolve_output_dir
-from scenario_upscale_mcp.jobs import watch_jobs
+from scenario_upscale_mcp.jobs.watching import watch_jobs
+from scenario_upscale_mcp.outputs.folders import resolve_output_dir
+from scenario_upscale_mcp.outputs.writing import SavedFile
 from scenario_upscale_tools.common import (
     JobId,
     JobView,

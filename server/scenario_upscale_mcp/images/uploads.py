@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 import anyio
 
 from scenario_upscale_mcp.api.errors import NotFoundError, UploadError
-from scenario_upscale_mcp.files import SIMPLE_UPLOAD_LIMIT, LocalImage
+from scenario_upscale_mcp.images.reading import LocalImage
 
 if TYPE_CHECKING:
     from scenario_upscale_mcp.api.client import ScenarioClient
@@ -27,6 +27,8 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
+# POST /assets takes the file inline (a data URL) below this size; larger files go through /uploads.
+SIMPLE_UPLOAD_LIMIT = 3_500_000
 MIN_PART_BYTES = 5 * 1024 * 1024  # S3's minimum for every part but the last
 MAX_PARTS = 10_000
 PART_CONCURRENCY = 4

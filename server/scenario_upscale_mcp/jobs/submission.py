@@ -36,7 +36,7 @@ from scenario_upscale_mcp.api.errors import (
 
 if TYPE_CHECKING:
     from scenario_upscale_mcp.api.answers import Job
-    from scenario_upscale_mcp.ledger import Attempt, JobRecord, Ledger
+    from scenario_upscale_mcp.jobs.ledger import Attempt, JobRecord, Ledger
     from scenario_upscale_mcp.state import AppState
 
 logger = logging.getLogger(__name__)

@@ -1,0 +1,1 @@
+"""Jobs: the ledger, submission without double billing, watching, saving results."""

@@ -1,0 +1,1 @@
+"""Results: output folders, atomic writes, names, previews."""
