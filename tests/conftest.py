@@ -16,7 +16,7 @@ from PIL import Image
 from scenario_upscale_mcp.app import create_server
 from scenario_upscale_mcp.config import Settings
 from scenario_upscale_mcp.sandbox import Sandbox
-from scenario_upscale_mcp.state import AppState
+from scenario_upscale_mcp.service import Upscaler
 
 SANDBOX_URL = "http://sandbox.test/v1"
 
@@ -103,7 +103,7 @@ def dns() -> dict[str, list[str]]:
 
 
 @pytest.fixture
-def server(settings: Settings, api: RecordingTransport, dns: dict[str, list[str]]) -> MCPServer[AppState]:
+def server(settings: Settings, api: RecordingTransport, dns: dict[str, list[str]]) -> MCPServer[Upscaler]:
     async def resolve(host: str, port: int) -> list[str]:
         return dns.get(host, [])
 
@@ -111,7 +111,7 @@ def server(settings: Settings, api: RecordingTransport, dns: dict[str, list[str]
 
 
 @pytest.fixture
-async def client(server: MCPServer[AppState], mode: str) -> AsyncIterator[Client]:
+async def client(server: MCPServer[Upscaler], mode: str) -> AsyncIterator[Client]:
     async with Client(server, mode=mode) as connected:
         yield connected
 

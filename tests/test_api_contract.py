@@ -18,7 +18,6 @@ import base64
 import io
 import json
 import re
-import time
 import typing
 from collections.abc import AsyncIterator, Mapping
 from contextlib import suppress
@@ -65,7 +64,9 @@ from typing_extensions import is_typeddict
 from scenario_upscale_mcp.api.client import ScenarioClient
 from scenario_upscale_mcp.api.errors import ApiError
 from scenario_upscale_mcp.config import Settings
-from scenario_upscale_mcp.sandbox import INPUT_TYPES, JOB_STATUSES, MODELS, Sandbox, SandboxJob
+from scenario_upscale_mcp.sandbox import Sandbox
+from scenario_upscale_mcp.sandbox.catalogue import INPUT_TYPES, MODELS
+from scenario_upscale_mcp.sandbox.timeline import JOB_STATUSES, SandboxJob
 from tests.conftest import RecordingTransport
 
 pytestmark = pytest.mark.anyio
@@ -147,16 +148,14 @@ async def upload(http: httpx.AsyncClient, data: bytes | None = None) -> str:
     return asset_id
 
 
-def move(job: SandboxJob, fraction: float) -> None:
+def move(sim: Sandbox, job: SandboxJob, fraction: float) -> None:
     """Put a job at `fraction` of its timeline, as if that much of its time had passed."""
-    job.started = time.monotonic() - fraction * job.duration
+    job.started = sim.clock.now() - fraction * job.duration
 
 
 async def rendered(job: SandboxJob) -> None:
     """Wait for the render thread, so the job can succeed once its time is up."""
-    with anyio.fail_after(10):
-        while job.rendered is None and job.render_error is None:  # noqa: ASYNC110 - set by a thread
-            await anyio.sleep(0.005)
+    assert await anyio.to_thread.run_sync(job.render_finished.wait, 10)
 
 
 # --- the check itself -------------------------------------------------------------------------------
@@ -206,11 +205,11 @@ async def test_a_job_parses_under_the_sdks_types_in_every_status_the_simulator_g
     assert generated.job.status == "pending" and generated.creative_units_cost is not None
     job = sim.jobs[generated.job.job_id]
     for fraction in (0.0, 0.1, 0.2, 0.5, 0.9):
-        move(job, fraction)
+        move(sim, job, fraction)
         answer = strictly(JobRetrieveResponse, (await http.get(f"/jobs/{job.id}")).json())
         seen[answer.job.status] = answer
     await rendered(job)
-    move(job, 1.5)
+    move(sim, job, 1.5)
     succeeded = strictly(JobRetrieveResponse, (await http.get(f"/jobs/{job.id}")).json())
     seen[succeeded.job.status] = succeeded
 
@@ -218,7 +217,7 @@ async def test_a_job_parses_under_the_sdks_types_in_every_status_the_simulator_g
     failing = strictly(
         GenerateRunModelResponse, (await http.post(f"/generate/custom/{V3}", json={"image": asset_id})).json()
     )
-    move(sim.jobs[failing.job.job_id], 1.0)
+    move(sim, sim.jobs[failing.job.job_id], 1.0)
     failed = strictly(JobRetrieveResponse, (await http.get(f"/jobs/{failing.job.job_id}")).json())
     seen[failed.job.status] = failed
 

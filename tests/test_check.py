@@ -12,16 +12,10 @@ from typing import Any
 import httpx
 import pytest
 
-from scenario_upscale_mcp.check import (
-    CHECKED_MODELS,
-    TOOL_ONLY_OPTIONS,
-    Difference,
-    check_command,
-    compare_inputs,
-    load_tool_schema,
-    render,
-    run_checks,
-)
+from scenario_upscale_mcp.check.command import check_command, run_checks
+from scenario_upscale_mcp.check.drift import TOOL_ONLY_OPTIONS, Difference, compare_inputs, load_tool_schema
+from scenario_upscale_mcp.check.probing import CHECKED_MODELS
+from scenario_upscale_mcp.check.report import render
 from scenario_upscale_mcp.cli import main
 from scenario_upscale_mcp.config import Settings
 from scenario_upscale_mcp.sandbox import Sandbox

@@ -16,6 +16,7 @@ from mcp import Client
 
 from scenario_upscale_mcp import cli
 from scenario_upscale_mcp.sandbox import Sandbox, serve_in_thread
+from scenario_upscale_mcp.serving.http import exposure_warning
 from tests.conftest import png_bytes
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
@@ -161,7 +162,7 @@ async def test_a_request_for_another_host_name_is_refused(
 
 @pytest.mark.parametrize("host", ["127.0.0.1", "::1", "localhost", "127.0.0.2"])
 def test_loopback_hosts_need_no_warning(host: str) -> None:
-    assert cli.exposure_warning(host) is None
+    assert exposure_warning(host) is None
 
 
 def test_binding_beyond_loopback_warns_loudly_on_stderr(

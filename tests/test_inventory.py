@@ -16,8 +16,7 @@ from mcp import Client
 from mcp.types import Tool
 
 from scenario_upscale_mcp.app import build_tool
-from scenario_upscale_tools.common import ToolSpec
-from scenario_upscale_tools.inventory import SCHEMAS, TOOL_NAMES, load_all
+from scenario_upscale_tools.inventory import SCHEMAS, TOOL_NAMES, ToolSpec, load_all
 
 pytestmark = pytest.mark.anyio
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import multiprocessing
+import re
 import sqlite3
 import subprocess
 import sys
@@ -15,14 +16,17 @@ from typing import Any
 
 import pytest
 
+from scenario_upscale_mcp.api.errors import ScenarioError
 from scenario_upscale_mcp.jobs.ledger import (
     FILE_NAME,
     SCHEMA_VERSION,
     STALE_SENDING_SECONDS,
+    DamagedRecordError,
     JobRecord,
     Ledger,
     LedgerError,
 )
+from scenario_upscale_mcp.jobs.ledger_schema import ATTEMPT_OUTCOMES, MIGRATIONS
 
 START = 1_700_000_000.0
 PROCESS_TIMEOUT = 30.0
@@ -122,6 +126,18 @@ def test_a_damaged_file_is_refused_with_advice(tmp_path: Path) -> None:
 
     with pytest.raises(LedgerError, match="Move it aside"):
         Ledger(path)
+
+
+def test_the_released_migration_allows_exactly_the_attempt_outcomes() -> None:
+    # A released migration never changes; the constant the code checks outcomes with must match it.
+    [spelled] = re.findall(r"outcome IN \(([^)]*)\)", MIGRATIONS[0])
+    assert spelled == "'sending', 'accepted', 'rejected', 'uncertain'"
+    assert {value.strip(" '") for value in spelled.split(",")} == ATTEMPT_OUTCOMES
+
+
+def test_the_ledgers_errors_are_scenario_errors_said_to_the_assistant() -> None:
+    assert issubclass(DamagedRecordError, LedgerError)
+    assert issubclass(LedgerError, ScenarioError)
 
 
 def test_everything_survives_a_restart(tmp_path: Path, clock: FakeClock) -> None:

@@ -38,7 +38,7 @@ from mcp import Client
 from mcp.server.mcpserver import MCPServer
 
 from scenario_upscale_mcp.sandbox import Sandbox
-from scenario_upscale_mcp.state import AppState
+from scenario_upscale_mcp.service import Upscaler
 from scenario_upscale_tools.inventory import SCHEMAS
 from tests.conftest import RecordingTransport, png_bytes
 from tests.test_validation import call_over_the_wire
@@ -279,7 +279,7 @@ def _fill(value: Any, asset_id: str, sample: str) -> Any:
 
 async def check(
     client: Client,
-    server: MCPServer[AppState],
+    server: MCPServer[Upscaler],
     api: RecordingTransport,
     tool: str,
     case: Case,
@@ -322,7 +322,7 @@ PROPERTY_SETTINGS = settings(
 @given(case=argument_sets("upscale_v3"))
 async def test_upscale_v3_arguments_are_refused_by_field_or_accepted(
     client: Client,
-    server: MCPServer[AppState],
+    server: MCPServer[Upscaler],
     api: RecordingTransport,
     asset_id: str,
     sample_image: Path,
@@ -335,7 +335,7 @@ async def test_upscale_v3_arguments_are_refused_by_field_or_accepted(
 @given(case=argument_sets("upscale_texture"))
 async def test_upscale_texture_arguments_are_refused_by_field_or_accepted(
     client: Client,
-    server: MCPServer[AppState],
+    server: MCPServer[Upscaler],
     api: RecordingTransport,
     asset_id: str,
     sample_image: Path,

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import argparse
 import base64
 import io
 import math
 import os
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import asdict, fields
 from datetime import UTC, datetime
 from typing import Any
@@ -16,14 +18,11 @@ import httpx
 import pytest
 from PIL import Image
 
-from scenario_upscale_mcp.sandbox import (
-    _FAULT_KINDS,
-    MIN_PART_BYTES,
-    SANDBOX_HEADER,
-    Faults,
-    Sandbox,
-    serve_in_thread,
-)
+from scenario_upscale_mcp.cli import build_parser
+from scenario_upscale_mcp.sandbox import Sandbox, serve_in_thread
+from scenario_upscale_mcp.sandbox.faults import FAULT_KINDS, Faults
+from scenario_upscale_mcp.sandbox.uploads import MIN_PART_BYTES
+from scenario_upscale_mcp.sandbox.wire_format import SANDBOX_HEADER
 
 pytestmark = pytest.mark.anyio
 
@@ -49,6 +48,31 @@ def noise_png(size: tuple[int, int]) -> bytes:
     buffer = io.BytesIO()
     image.save(buffer, "PNG", compress_level=1)
     return buffer.getvalue()
+
+
+class FakeClock:
+    """Time that moves only when told to: `now` (monotonic) and `wall` (the epoch) advance together."""
+
+    def __init__(self, start: datetime) -> None:
+        self.monotonic = 1000.0
+        self.epoch = start.timestamp()
+
+    def now(self) -> float:
+        return self.monotonic
+
+    def wall(self) -> float:
+        return self.epoch
+
+    def advance(self, seconds: float) -> None:
+        self.monotonic += seconds
+        self.epoch += seconds
+
+
+@asynccontextmanager
+async def api_client(sim: Sandbox) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=sim.app)
+    async with httpx.AsyncClient(transport=transport, base_url=BASE_URL, auth=("key", "secret")) as client:
+        yield client
 
 
 @pytest.fixture
@@ -278,6 +302,22 @@ async def test_cdn_urls_are_signed_and_can_be_made_to_expire(
 
     sim.faults.expire_urls = True
     expired = await storage.get(url)
+    assert expired.status_code == 403
+    assert expired.text == "<Error><Code>AccessDenied</Code><Message>Request has expired</Message></Error>"
+
+
+async def test_signed_urls_expire_on_the_sandboxs_clock_after_24_hours() -> None:
+    clock = FakeClock(datetime(2026, 1, 1, tzinfo=UTC))
+    sim = Sandbox(clock=clock)
+    async with api_client(sim) as http, httpx.AsyncClient(transport=httpx.ASGITransport(app=sim.app)) as cdn:
+        asset_id = await upload(http, image_bytes())
+        url = (await http.get(f"/assets/{asset_id}")).json()["asset"]["url"]
+
+        clock.advance(24 * 3600)
+        assert (await cdn.get(url)).status_code == 200
+        clock.advance(1)
+        expired = await cdn.get(url)
+
     assert expired.status_code == 403
     assert expired.text == "<Error><Code>AccessDenied</Code><Message>Request has expired</Message></Error>"
 
@@ -513,6 +553,37 @@ async def test_a_job_moves_through_the_real_statuses_to_a_really_upscaled_image(
     pixels = await storage.get(output["url"])
     with Image.open(io.BytesIO(pixels.content)) as image:
         assert (image.format, image.size) == ("PNG", (120, 90))
+
+
+async def test_a_fake_clock_drives_a_ten_minute_job_to_success_without_waiting_for_it() -> None:
+    clock = FakeClock(datetime(2026, 1, 1, tzinfo=UTC))
+    sim = Sandbox(job_seconds=600, clock=clock)
+    async with api_client(sim) as http:
+        asset_id = await upload(http, image_bytes((40, 30)))
+        accepted = await generate(http, V3, {"image": asset_id, "upscaleFactor": 2})
+        job_id = accepted.json()["job"]["jobId"]
+        # The pixels take (a little) real time on their thread; the timeline takes none.
+        assert await anyio.to_thread.run_sync(sim.jobs[job_id].render_finished.wait, 10)
+
+        seen = []
+        for seconds in (0, 60, 60, 120, 300, 60):  # at 0 s, 1, 2, 4, 9 and 10 minutes
+            clock.advance(seconds)
+            job = (await http.get(f"/jobs/{job_id}")).json()["job"]
+            seen.append((job["status"], job["progress"]))
+
+    assert seen == [
+        ("pending", 0.0),
+        ("queued", 0.0),
+        ("warming-up", 0.0),
+        ("in-progress", 0.164),
+        ("finalizing", 0.93),
+        ("success", 1.0),
+    ]
+    # Its dates are the fake clock's too: created at its start, done ten minutes later.
+    assert job["createdAt"] == "2026-01-01T00:00:00.000Z"
+    assert job["updatedAt"] == job["statusHistory"][-1]["date"] == "2026-01-01T00:10:00.000Z"
+    [output_id] = job["metadata"]["assetIds"]
+    assert (sim.assets[output_id].width, sim.assets[output_id].height) == (80, 60)
 
 
 async def test_outputs_are_capped_at_the_simulators_max_output_edge() -> None:
@@ -959,7 +1030,7 @@ async def test_faults_can_be_set_inspected_and_reset_over_http(
         empty_job_pages=1,
     )
     every_field = asdict(wanted)
-    assert set(every_field) == {fault.name for fault in fields(Faults)} == set(_FAULT_KINDS)
+    assert set(every_field) == {fault.name for fault in fields(Faults)} == set(FAULT_KINDS)
 
     changed = await storage.post(f"{control}/faults", json=every_field)
     unknown = await storage.post(f"{control}/faults", json={"explode": True})
@@ -1027,3 +1098,21 @@ async def test_serve_in_thread_serves_the_api_on_loopback() -> None:
 def test_serve_in_thread_refuses_to_listen_beyond_loopback() -> None:
     with pytest.raises(ValueError, match="loopback"), serve_in_thread(Sandbox(), host="0.0.0.0"):
         pass
+
+
+# --- its command line ------------------------------------------------------------------------------
+
+
+def test_the_sandbox_command_has_one_set_of_options_each_explained_and_loopback_only(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    parser = build_parser()
+    args = parser.parse_args(["sandbox"])
+    assert (args.host, args.port, args.job_seconds, args.max_output_edge) == ("127.0.0.1", 8787, 6.0, 8192)
+    [commands] = [action for action in parser._actions if isinstance(action, argparse._SubParsersAction)]
+    for option in commands.choices["sandbox"]._actions:
+        assert option.help, option.dest
+
+    with pytest.raises(SystemExit):
+        parser.parse_args(["sandbox", "--host", "0.0.0.0"])
+    assert "only listens on loopback addresses" in capsys.readouterr().err

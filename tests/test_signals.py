@@ -31,8 +31,8 @@ from mcp import Client
 from PIL import Image
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from scenario_upscale_mcp.cli import _read_lines
 from scenario_upscale_mcp.sandbox import Sandbox, serve_in_thread
+from scenario_upscale_mcp.serving.stdio import _read_lines
 from tests.test_http import free_loopback_port, wait_until_listening
 from tests.test_stdio import installed_command
 

@@ -23,7 +23,7 @@ from pydantic import ValidationError
 from scenario_upscale_mcp.app import build_tool
 from scenario_upscale_mcp.config import Settings
 from scenario_upscale_mcp.jobs.ledger import FILE_NAME
-from scenario_upscale_mcp.state import AppState
+from scenario_upscale_mcp.service import Upscaler
 from scenario_upscale_tools.inventory import SCHEMAS, TOOL_NAMES, load_tool
 from tests.conftest import RecordingTransport
 
@@ -233,7 +233,7 @@ def _with(tool: str, field: str, kind: str, value: Any) -> dict[str, Any]:
     return arguments
 
 
-async def call_over_the_wire(server: MCPServer[AppState], tool: str, arguments: dict[str, Any]) -> str:
+async def call_over_the_wire(server: MCPServer[Upscaler], tool: str, arguments: dict[str, Any]) -> str:
     """The error text a stdio host gets for these arguments.
 
     The in-process client serializes arguments with pydantic, which writes NaN and Infinity as null;
@@ -256,7 +256,7 @@ async def call_over_the_wire(server: MCPServer[AppState], tool: str, arguments: 
 @pytest.mark.parametrize("value", [math.nan, math.inf, -math.inf], ids=["NaN", "Infinity", "-Infinity"])
 @pytest.mark.parametrize(("tool", "field", "kind"), NUMBERS, ids=[f"{t}-{f}" for t, f, _ in NUMBERS])
 async def test_non_finite_numbers_are_refused_by_field_before_any_request(
-    server: MCPServer[AppState], api: RecordingTransport, tool: str, field: str, kind: str, value: float
+    server: MCPServer[Upscaler], api: RecordingTransport, tool: str, field: str, kind: str, value: float
 ) -> None:
     text = await call_over_the_wire(server, tool, _with(tool, field, kind, value))
 
@@ -267,7 +267,7 @@ async def test_non_finite_numbers_are_refused_by_field_before_any_request(
 
 
 async def test_a_nan_loras_scale_uploads_nothing_and_blocks_nothing(
-    server: MCPServer[AppState],
+    server: MCPServer[Upscaler],
     client: Client,
     api: RecordingTransport,
     sample_image: Path,

@@ -1,4 +1,4 @@
-"""Wiring: build the MCP server, own the API client for the server's lifetime, register the tools."""
+"""Wiring: build the MCP server, hold the service (`service.Upscaler`) for its lifetime, register the tools."""
 
 from __future__ import annotations
 
@@ -13,7 +13,6 @@ import types
 import typing
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from mcp.server import CacheHint
@@ -21,29 +20,22 @@ from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.server.mcpserver.tools import Tool
-from mcp.server.mcpserver.utilities.func_metadata import ArgModelBase
+from mcp.server.mcpserver.utilities.func_metadata import ArgModelBase, FuncMetadata
 from mcp.types import ToolAnnotations
-from pydantic import (
-    ConfigDict,
-    Field,
-    ModelWrapValidatorHandler,
-    PrivateAttr,
-    ValidationError,
-    model_validator,
-)
+from pydantic import ConfigDict, ModelWrapValidatorHandler, PrivateAttr, ValidationError, model_validator
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from scenario_upscale_mcp import __version__
 from scenario_upscale_mcp.api.errors import ScenarioError
-from scenario_upscale_mcp.state import AppState
-from scenario_upscale_tools.inventory import SCHEMAS, TOOL_NAMES, load_tool
+from scenario_upscale_mcp.service import Upscaler
+from scenario_upscale_tools.inventory import SCHEMAS, TOOL_NAMES, load_tool, prose
 
 if TYPE_CHECKING:
     import httpx
 
     from scenario_upscale_mcp.config import Settings
     from scenario_upscale_mcp.images.public_hosts import Resolver
-    from scenario_upscale_tools.common import ToolSpec
+    from scenario_upscale_tools.inventory import ToolSpec
 
 logger = logging.getLogger(__name__)
 
@@ -63,23 +55,23 @@ def create_server(
     *,
     transport: httpx.AsyncBaseTransport | None = None,
     resolver: Resolver | None = None,
-) -> MCPServer[AppState]:
+) -> MCPServer[Upscaler]:
     """The server. Tests pass `transport` (an httpx mock or the sandbox's ASGI app) to avoid the network,
     and `resolver` to decide what host names resolve to.
 
-    Settings and the HTTP client are made on first use (see `state.AppState`), so listing the tools
-    stays as fast as a bare server's.
+    The lifespan holds the service (`service.Upscaler`), whose settings, HTTP client and ledger are
+    made on first use, so listing the tools stays as fast as a bare server's.
     """
 
     @asynccontextmanager
-    async def lifespan(_server: MCPServer[AppState]) -> AsyncIterator[AppState]:
-        state = AppState(settings, transport, resolver)
+    async def lifespan(_server: MCPServer[Upscaler]) -> AsyncIterator[Upscaler]:
+        upscaler = Upscaler(settings, transport=transport, resolver=resolver)
         try:
-            yield state
+            yield upscaler
         finally:
-            await state.aclose()
+            await upscaler.aclose()
 
-    server: MCPServer[AppState] = MCPServer(
+    server: MCPServer[Upscaler] = MCPServer(
         "scenario-upscale-mcp",
         title="Scenario Upscale",
         version=__version__,
@@ -89,7 +81,13 @@ def create_server(
         cache_hints={"tools/list": CacheHint(ttl_ms=60_000, scope="public")},
         middleware=[warm_up_after_listing],
     )
-    server.resource(JOB_URI, name="job", title="Upscale job", mime_type="application/json")(job_resource)
+    server.resource(
+        JOB_URI,
+        name="job",
+        title="Upscale job",
+        description=prose(job_resource.__doc__),
+        mime_type="application/json",
+    )(job_resource)
     return server
 
 
@@ -120,7 +118,7 @@ def _import_api_layer() -> None:
 JOB_URI = "scenario://jobs/{jobId}"
 
 
-async def job_resource(jobId: str, ctx: Context[AppState, Any]) -> str:
+async def job_resource(jobId: str, ctx: Context[Upscaler, Any]) -> str:
     """A Scenario upscale job as JSON: status, progress, cost, error, hint and outputs (with saved paths).
 
     Read fresh from the API; when the API cannot be reached, the ledger's last record is returned.
@@ -142,34 +140,30 @@ def deferred_tool(name: str) -> Tool:
     if not path.is_file():
         return build_tool(load_tool(name))
     stored = json.loads(path.read_text())
-    # `fn` and `fn_metadata` are never read: `DeferredTool.run` builds the real tool first.
-    return DeferredTool.model_construct(
-        fn=None,  # type: ignore[arg-type]
+    # The SDK's own constructor, validated, with only what listing reads: the handler and the argument
+    # model are the real tool's, built by `DeferredTool.run`. The output schema is published from
+    # hand-built metadata, which `FuncMetadata` supports (published, not validated here); the real
+    # tool validates results. tests/test_deferred_tools.py fails loudly if the SDK's `Tool` changes shape.
+    return DeferredTool(
+        fn=_built_on_first_call,
         name=name,
         title=stored["title"],
         description=stored["description"],
         parameters=stored["inputSchema"],
-        fn_metadata=None,  # type: ignore[arg-type]
+        fn_metadata=FuncMetadata(arg_model=ArgModelBase, output_schema=stored["outputSchema"]),
         is_async=True,
-        context_kwarg=None,
-        resolved_params={},
-        resolver_plans={},
         annotations=ToolAnnotations.model_validate(stored["annotations"]),
-        icons=None,
-        meta=None,
-        stored_output_schema=stored["outputSchema"],
     )
+
+
+async def _built_on_first_call(**_arguments: Any) -> Any:
+    raise RuntimeError("a deferred tool runs the tool built on its first call (DeferredTool.run)")
 
 
 class DeferredTool(Tool):
     """A tool listed from its stored schema; `run` builds the real tool once, then hands every call to it."""
 
-    stored_output_schema: dict[str, Any] | None = Field(default=None, exclude=True)
     _built: Tool | None = PrivateAttr(default=None)
-
-    @cached_property
-    def output_schema(self) -> dict[str, Any] | None:
-        return self.stored_output_schema
 
     async def run(self, arguments: dict[str, Any], context: Any, convert_result: bool = False) -> Any:
         if self._built is None:
@@ -179,11 +173,14 @@ class DeferredTool(Tool):
 
 def build_tool(spec: ToolSpec) -> Tool:
     """A registered tool: unknown arguments refused, API-layer errors turned into tool errors, and a
-    `Given` parameter (see `scenario_upscale_tools.common.Given`) filled with the arguments the caller set.
+    `Given` parameter (see `scenario_upscale_tools.arguments.Given`) filled with the arguments the caller
+    set. The description is the handler's docstring as prose (`inventory.prose`).
     """
     given = _given_parameter(spec.fn)
     listed = spec.fn if given is None else _without_parameter(spec.fn, given)
-    tool = Tool.from_function(listed, name=spec.name, title=spec.title, annotations=spec.annotations)
+    tool = Tool.from_function(
+        listed, name=spec.name, title=spec.title, description=spec.description, annotations=spec.annotations
+    )
     tool.fn_metadata.arg_model = _strict_arguments(tool.fn_metadata.arg_model, given)
     # The strict model's schema is the generated one plus this key; not generating it twice keeps
     # start-up fast (schema generation is most of the cost of listing tools).
@@ -194,7 +191,7 @@ def build_tool(spec: ToolSpec) -> Tool:
 
 def _given_parameter(fn: Callable[..., Any]) -> str | None:
     """The name of `fn`'s `Given` parameter, if it has one."""
-    from scenario_upscale_tools.common import GIVEN  # the tool's module has imported it already
+    from scenario_upscale_tools.arguments import GIVEN  # the tool's module has imported it already
 
     hints = typing.get_type_hints(fn, include_extras=True)
     names = [

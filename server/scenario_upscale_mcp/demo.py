@@ -2,7 +2,8 @@
 
 It starts the API simulator on loopback, spawns the server over stdio exactly as a host app would,
 upscales the sample images (or the given ones) with both models through MCP tool calls, draws
-progress bars from the MCP progress notifications, and prints a table of what was saved where.
+progress bars from the MCP progress notifications, and prints a table of what was saved where
+(the tables and the failures are printed by `demo_report.py`).
 
 With `--real` it uses Scenario's API and the credentials in the environment instead: it first asks
 the server for the cost of every upscale (`dryRun: true`, free), shows it, and submits only after
@@ -26,7 +27,6 @@ import anyio
 from mcp import Client, StdioServerParameters
 from mcp.types import CallToolResult
 from rich.console import Console, RenderableType
-from rich.filesize import decimal
 from rich.progress import (
     BarColumn,
     Progress,
@@ -37,8 +37,10 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 from rich.prompt import Confirm
-from rich.table import Table
 from rich.text import Text
+
+from scenario_upscale_mcp.api.statuses import SUCCESS, TERMINAL_STATUSES
+from scenario_upscale_mcp.demo_report import print_failures, print_quotes, report_results
 
 DEMO_CALLS: tuple[tuple[str, dict[str, Any]], ...] = (
     ("upscale_v3", {"upscaleFactor": 2, "style": "standard"}),
@@ -51,7 +53,6 @@ CREDENTIAL_VARIABLES = (
     "SCENARIO_API_KEY",
     "SCENARIO_API_SECRET",
 )
-TERMINAL = ("success", "failure", "canceled")
 # How long one tool call may wait for its job (the server caps it with SCENARIO_MAX_WAIT_SECONDS);
 # a job still running then is waited for with wait_for_jobs, up to JOB_DEADLINE_SECONDS in all.
 CALL_WAIT_SECONDS = 120.0
@@ -158,7 +159,7 @@ async def _demo(options: DemoOptions, out: Console, err: Console) -> int:
         out.print(f"Simulator at {base_url}; the server runs over stdio, as a host app starts it.\n")
         async with _connected(env) as client:
             outcomes = await _upscale_all(client, upscales, options.concurrency, out)
-    return _report(outcomes, folder, out, err, billed=False)
+    return report_results(outcomes, folder, out, err, billed=False)
 
 
 async def _real(
@@ -179,9 +180,9 @@ async def _real(
     async with _connected(env) as client:
         out.print("Asking for the cost of each upscale first (dry run: free, nothing is submitted)…")
         quotes = await _quote_all(client, upscales, options.concurrency)
-        total = _print_quotes(quotes, out)
+        total = print_quotes(quotes, out)
         if any(quote.error is not None for quote in quotes):
-            _print_failures([quote for quote in quotes if quote.error is not None], err)
+            print_failures([quote for quote in quotes if quote.error is not None], err)
             refusal = DemoError("nothing was submitted: fix the refused upscales first.")
         else:
             out.print(f"Total: [bold]{total:g} creative units[/], to be billed to your Scenario account.")
@@ -190,23 +191,7 @@ async def _real(
             outcomes = await _upscale_all(client, upscales, options.concurrency, out)
     if refusal is not None:
         raise refusal
-    return _report(outcomes, folder, out, err, billed=True)
-
-
-def _print_quotes(quotes: list[Outcome], out: Console) -> float:
-    """Show the cost of every upscale; return the total of those quoted."""
-    table = Table(title="Cost estimate", title_justify="left")
-    table.add_column("image")
-    table.add_column("model")
-    table.add_column("cost", justify="right")
-    total = 0.0
-    for quote in quotes:
-        cost = (quote.job or {}).get("creativeUnitsCost")
-        total += cost or 0
-        shown = "[red]refused[/]" if quote.error is not None else _cost(cost)
-        table.add_row(quote.upscale.image.name, quote.upscale.tool, shown)
-    out.print(table)
-    return total
+    return report_results(outcomes, folder, out, err, billed=True)
 
 
 async def _confirm(jobs: int, total: float, yes: bool) -> DemoError | None:
@@ -346,7 +331,7 @@ async def _upscale(client: Client, outcome: Outcome, bars: Progress, task: TaskI
     _settle(outcome, result)
     deadline = anyio.current_time() + JOB_DEADLINE_SECONDS
     # A job that outlasts the call keeps running at Scenario: wait for it, as an assistant would.
-    while outcome.job is not None and outcome.job.get("status") not in TERMINAL:
+    while outcome.job is not None and outcome.job.get("status") not in TERMINAL_STATUSES:
         if anyio.current_time() > deadline:
             outcome.error = f"job {outcome.job.get('jobId')} is still running; check it later with get_job"
             return
@@ -360,7 +345,7 @@ async def _upscale(client: Client, outcome: Outcome, bars: Progress, task: TaskI
             outcome.error = _text(result)
             return
         outcome.job = result.structured_content["jobs"][0]
-    if outcome.job is not None and outcome.job.get("status") != "success":
+    if outcome.job is not None and outcome.job.get("status") != SUCCESS:
         job = outcome.job
         outcome.error = f"job {job.get('jobId')} ended {job.get('status')}: {job.get('error') or ''} {job.get('hint') or ''}".strip()
 
@@ -377,57 +362,3 @@ def _text(result: CallToolResult) -> str:
     # "Error executing tool upscale_v3: image: …" → "image: …": the label already names the tool.
     prefix, _, rest = text.partition(": ")
     return rest if prefix.startswith("Error executing tool") and rest else text or "no answer"
-
-
-def _cost(cost: float | None) -> str:
-    return "?" if cost is None else f"{cost:g} CU"
-
-
-def _dimensions(path: Path) -> str:
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        with Image.open(path) as image:
-            return f"{image.width}×{image.height}"
-    except (OSError, UnidentifiedImageError):
-        return "?"
-
-
-def _report(outcomes: list[Outcome], folder: Path, out: Console, err: Console, *, billed: bool) -> int:
-    table = Table(title="Results", title_justify="left")
-    table.add_column("file", overflow="fold")  # never cut: it is what the user looks for
-    table.add_column("dimensions")
-    table.add_column("size", justify="right")
-    table.add_column("cost", justify="right")
-    total = 0.0
-    for outcome in outcomes:
-        if outcome.job is None or outcome.error is not None:
-            continue
-        cost = outcome.job.get("creativeUnitsCost")
-        total += cost or 0
-        for output in outcome.job.get("outputs", []):
-            table.add_row(
-                Path(output["path"]).name if output.get("path") else output["assetId"],
-                f"{_dimensions(outcome.upscale.image)} → {output.get('width')}×{output.get('height')}",
-                decimal(output["bytes"]) if output.get("bytes") is not None else "?",
-                _cost(cost),
-            )
-    out.print()
-    if table.row_count:
-        out.print(table)
-        where = (
-            "billed to your Scenario account" if billed else "made up by the simulator: nothing was billed"
-        )
-        out.print(f"Total cost: {total:g} creative units ({where}).")
-        out.print(f"Saved in: [bold]{folder}[/]")
-    failures = [outcome for outcome in outcomes if outcome.error is not None]
-    if failures:
-        _print_failures(failures, err)
-        err.print(f"[bold red]{len(failures)} of {len(outcomes)} upscales failed.[/]")
-        return 1
-    return 0
-
-
-def _print_failures(failures: list[Outcome], err: Console) -> None:
-    for outcome in failures:
-        err.print(f"[red]✗[/] {outcome.upscale.label}: {outcome.error}", soft_wrap=True)

@@ -46,7 +46,8 @@ def simulator_process(job_seconds: float = 1.0) -> Iterator[str]:
         [
             sys.executable,
             "-m",
-            "scenario_upscale_mcp.sandbox",
+            "scenario_upscale_mcp",
+            "sandbox",
             "--port",
             "0",
             "--job-seconds",
@@ -54,6 +55,7 @@ def simulator_process(job_seconds: float = 1.0) -> Iterator[str]:
         ],
         stderr=subprocess.PIPE,
         text=True,
+        env={**os.environ, "SCENARIO_LOG_LEVEL": "INFO"},  # its base URL is logged at INFO
     )
     assert process.stderr is not None
     drain: threading.Thread | None = None

@@ -7,23 +7,23 @@ from typing import Annotated
 from mcp.types import CallToolResult, ToolAnnotations
 
 from scenario_upscale_mcp.api.errors import BadRequestError
-from scenario_upscale_mcp.jobs.submission import observe
-from scenario_upscale_tools.common import JobId, JobView, ToolContext, ToolSpec, app_state, structured_result
+from scenario_upscale_tools.arguments import JobId, ToolContext, upscaler_of
+from scenario_upscale_tools.inventory import ToolSpec
+from scenario_upscale_tools.views import JobView, job_view, tool_result
 
 
 async def cancel_job(ctx: ToolContext, jobId: JobId) -> Annotated[CallToolResult, JobView]:
     """Try to cancel a running upscale job (best effort). Scenario often refuses ("Cannot cancel this type
     of job"); then the job keeps running and will be billed, and this says so. Returns the job's state.
     """
-    state = app_state(ctx)
+    upscaler = upscaler_of(ctx)
     try:
-        await state.client.cancel_job(jobId)
+        await upscaler.client.cancel_job(jobId)
         refused = None
     except BadRequestError as exc:
         refused = exc.reason or str(exc)
-    job = await state.client.get_job(jobId)
-    record = await observe(state, job)
-    view = JobView.of(job, record.model, cost=record.cost)
+    job = await upscaler.client.get_job(jobId)
+    view = job_view(await upscaler.observe(job), job)
     if refused is None:
         summary = f"Asked Scenario to cancel job {jobId}; it is now {job.status}."
     elif job.is_terminal:
@@ -36,7 +36,7 @@ async def cancel_job(ctx: ToolContext, jobId: JobId) -> Annotated[CallToolResult
             f"it is {job.status} at {job.progress:.0%}."
         )
     view.notice = summary
-    return structured_result(view, summary)
+    return await tool_result(view, summary)
 
 
 TOOL = ToolSpec(

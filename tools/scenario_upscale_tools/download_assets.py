@@ -8,20 +8,12 @@ from mcp.types import CallToolResult, ToolAnnotations
 from pydantic import Field
 
 from scenario_upscale_mcp.api.errors import InputError, MissingCredentialsError
-from scenario_upscale_mcp.jobs.saving import save_asset, save_job_outputs
-from scenario_upscale_mcp.jobs.submission import observe
 from scenario_upscale_mcp.outputs.folders import resolve_output_dir
 from scenario_upscale_mcp.outputs.writing import SavedFile, safe_stem
-from scenario_upscale_tools.common import (
-    JobId,
-    OutputDir,
-    OutputFile,
-    ResultModel,
-    ToolContext,
-    ToolSpec,
-    app_state,
-)
-from scenario_upscale_tools.results import answer, naming_for
+from scenario_upscale_tools.arguments import JobId, OutputDir, ToolContext, upscaler_of
+from scenario_upscale_tools.delivery import naming_for
+from scenario_upscale_tools.inventory import ToolSpec
+from scenario_upscale_tools.views import OutputFile, ResultModel, tool_result
 
 if TYPE_CHECKING:
     from scenario_upscale_mcp.jobs.ledger import Ledger
@@ -63,23 +55,21 @@ async def download_assets(
     """
     if (assetIds is None) == (jobId is None):
         raise InputError("Give exactly one of assetIds (a list of asset ids) or jobId (a finished job's id).")
-    state = app_state(ctx)
-    folder = resolve_output_dir(outputDir, state.settings)
-    if state.settings.credentials() is None:
+    upscaler = upscaler_of(ctx)
+    folder = resolve_output_dir(outputDir, upscaler.settings)
+    if upscaler.settings.credentials() is None:
         raise MissingCredentialsError
     saved: list[SavedFile]
     if jobId is not None:
-        job = await state.client.get_job(jobId)
-        record = await observe(state, job)
+        job = await upscaler.client.get_job(jobId)
+        record = await upscaler.observe(job)
         if job.status != "success":
             raise InputError(
                 f"Job {jobId} is {job.status}; only a successful job has outputs to download "
                 "(wait_for_jobs waits for it and saves them)."
             )
         asset_ids = job.metadata.asset_ids
-        saved = await save_job_outputs(
-            state.client, job, folder, naming_for(record, job), target_format=format
-        )
+        saved = await upscaler.save_job_outputs(job, folder, naming_for(record, job), target_format=format)
     else:
         asset_ids = list(dict.fromkeys(assetIds or []))
         saved = []
@@ -88,7 +78,7 @@ async def download_assets(
             def name_for(extension: str, asset_id: str = asset_id) -> str:
                 return f"{safe_stem(asset_id)}.{extension}"
 
-            saved.append(await save_asset(state.client, asset_id, folder, name_for, target_format=format))
+            saved.append(await upscaler.save_asset(asset_id, folder, name_for, target_format=format))
 
     files = [OutputFile.saved(asset_id, file) for asset_id, file in zip(asset_ids, saved, strict=True)]
 
@@ -96,10 +86,10 @@ async def download_assets(
         for file in files:
             ledger.record_download(asset_id=file.assetId, path=str(file.path), job_id=jobId)
 
-    await state.in_ledger(remember)
+    await upscaler.ledger(remember)
     listing = "; ".join(f"{f.path} ({f.width}×{f.height}, {f.bytes:,} bytes)" for f in files)
     summary = f"Saved {len(files)} file(s): {listing}."
-    return await answer(DownloadResult(jobId=jobId, files=files), summary, saved, preview=preview)
+    return await tool_result(DownloadResult(jobId=jobId, files=files), summary, saved, preview=preview)
 
 
 TOOL = ToolSpec(

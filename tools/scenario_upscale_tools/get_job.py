@@ -6,27 +6,19 @@ from typing import Annotated
 
 from mcp.types import CallToolResult, ToolAnnotations
 
-from scenario_upscale_mcp.jobs.submission import observe
-from scenario_upscale_tools.common import (
-    JobId,
-    JobView,
-    ToolContext,
-    ToolSpec,
-    app_state,
-    job_summary,
-    structured_result,
-)
+from scenario_upscale_tools.arguments import JobId, ToolContext, upscaler_of
+from scenario_upscale_tools.inventory import ToolSpec
+from scenario_upscale_tools.views import JobView, job_view, tool_result
 
 
 async def get_job(ctx: ToolContext, jobId: JobId) -> Annotated[CallToolResult, JobView]:
     """Get a Scenario job's status now: status, progress (0-1), cost, output asset ids, and for a failed
     job the API's error and hint. Does not wait and does not download anything (wait_for_jobs does).
     """
-    state = app_state(ctx)
-    job = await state.client.get_job(jobId)
-    record = await observe(state, job)
-    view = JobView.of(job, record.model, cost=record.cost)
-    return structured_result(view, job_summary(view))
+    upscaler = upscaler_of(ctx)
+    job = await upscaler.client.get_job(jobId)
+    view = job_view(await upscaler.observe(job), job)
+    return await tool_result(view, view.sentence())
 
 
 TOOL = ToolSpec(

@@ -1,4 +1,5 @@
-"""The tool inventory: every tool the server registers, in the order hosts list them.
+"""The tool inventory: every tool the server registers, in the order hosts list them, and what a tool
+module declares to be registered (its `ToolSpec`).
 
 Tools are named here, not imported: each is the `TOOL` of the module of the same name, imported
 on its first call. Hosts are shown the committed schemas in `schemas/`, so start-up imports none
@@ -8,11 +9,14 @@ of the tools' code (tests/test_inventory.py keeps those schemas equal to the cod
 from __future__ import annotations
 
 import importlib
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from scenario_upscale_tools.common import ToolSpec
+    from mcp.types import ToolAnnotations
 
 # Each tool's listed schema, committed and reviewed (`UPDATE_SNAPSHOTS=1 pytest tests/test_inventory.py`
 # rewrites them after a deliberate change).
@@ -28,6 +32,31 @@ TOOL_NAMES: tuple[str, ...] = (
     "cancel_job",
     "list_jobs",
 )
+
+
+@dataclass(frozen=True)
+class ToolSpec:
+    """A tool as registered: its handler (whose signature is the input schema, whose docstring is the
+    description) and its metadata."""
+
+    fn: Callable[..., Any]
+    title: str
+    annotations: ToolAnnotations
+
+    @property
+    def name(self) -> str:
+        return self.fn.__name__
+
+    @property
+    def description(self) -> str:
+        return prose(self.fn.__doc__)
+
+
+def prose(docstring: str | None) -> str:
+    """A docstring as every assistant reads it: no source indentation, each paragraph on one line,
+    paragraphs separated by a blank line."""
+    paragraphs = inspect.cleandoc(docstring or "").split("\n\n")
+    return "\n\n".join(" ".join(paragraph.split()) for paragraph in paragraphs if paragraph.strip())
 
 
 def load_tool(name: str) -> ToolSpec:

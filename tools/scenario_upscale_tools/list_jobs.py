@@ -2,27 +2,15 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated, Literal
+from typing import Annotated
 
 from mcp.types import CallToolResult, ToolAnnotations
 from pydantic import Field
 
-from scenario_upscale_tools.common import (
-    JobView,
-    OutputFile,
-    ResultModel,
-    ToolContext,
-    ToolSpec,
-    app_state,
-    structured_result,
-)
-
-if TYPE_CHECKING:
-    from scenario_upscale_mcp.jobs.ledger import JobRecord
-
-Status = Literal[
-    "pending", "queued", "warming-up", "in-progress", "finalizing", "success", "failure", "canceled"
-]
+from scenario_upscale_mcp.api.statuses import JobStatus
+from scenario_upscale_tools.arguments import ToolContext, upscaler_of
+from scenario_upscale_tools.inventory import ToolSpec
+from scenario_upscale_tools.views import JobView, ResultModel, job_view, tool_result
 
 
 class JobList(ResultModel):
@@ -32,34 +20,18 @@ class JobList(ResultModel):
 async def list_jobs(
     ctx: ToolContext,
     limit: Annotated[int, Field(ge=1, le=200, description="How many jobs to return, newest first.")] = 20,
-    status: Annotated[Status | None, Field(description="Only jobs last seen in this status.")] = None,
+    status: Annotated[JobStatus | None, Field(description="Only jobs last seen in this status.")] = None,
 ) -> Annotated[CallToolResult, JobList]:
     """List recent upscale jobs this server submitted or saw, newest first, from its local ledger: id,
     model, status, cost, saved files. Statuses are as last seen (use get_job or wait_for_jobs for fresh ones).
     Needs no network and no credentials.
     """
-    records = await app_state(ctx).in_ledger(lambda ledger: ledger.list_jobs(limit=limit, status=status))
-    result = JobList(jobs=[view_of(record) for record in records])
+    records = await upscaler_of(ctx).ledger(lambda db: db.list_jobs(limit=limit, status=status))
+    result = JobList(jobs=[job_view(record) for record in records])
     if not records:
-        return structured_result(result, "No jobs recorded yet.")
-    lines = [
-        f"{r.job_id} {r.model} {r.status}" + (f" ({r.cost:g} CU)" if r.cost is not None else "")
-        for r in records
-    ]
-    return structured_result(result, f"{len(records)} most recent jobs: " + "; ".join(lines))
-
-
-def view_of(record: JobRecord) -> JobView:
-    return JobView(
-        jobId=record.job_id,
-        model=record.model,
-        status=record.status,
-        progress=min(1.0, max(0.0, record.progress)),
-        creativeUnitsCost=record.cost,
-        error=record.error,
-        hint=record.hint,
-        outputs=[OutputFile.model_validate(output) for output in record.outputs],
-    )
+        return await tool_result(result, "No jobs recorded yet.")
+    listing = "; ".join(view.brief() for view in result.jobs)
+    return await tool_result(result, f"{len(records)} most recent jobs: {listing}")
 
 
 TOOL = ToolSpec(

@@ -8,16 +8,10 @@ from typing import Annotated
 from mcp.types import CallToolResult, ToolAnnotations
 from pydantic import Field
 
-from scenario_upscale_mcp.images.resolving import resolve_images
 from scenario_upscale_mcp.images.sources import scratch_folder
-from scenario_upscale_tools.common import (
-    ImageReference,
-    ResultModel,
-    ToolContext,
-    ToolSpec,
-    app_state,
-    structured_result,
-)
+from scenario_upscale_tools.arguments import ImageReference, ToolContext, upscaler_of
+from scenario_upscale_tools.inventory import ToolSpec
+from scenario_upscale_tools.views import ResultModel, tool_result
 
 
 class UploadResult(ResultModel):
@@ -35,9 +29,9 @@ async def upload_image(ctx: ToolContext, image: ImageReference) -> Annotated[Cal
     `imagePrompt` in several calls without sending the file each time. Accepts a local file (absolute,
     ~/ or file://), an https URL or a data: URI; the same content is only ever uploaded once.
     """
-    state = app_state(ctx)
+    upscaler = upscaler_of(ctx)
     with scratch_folder() as scratch:
-        resolved = (await resolve_images(state, {"image": image}, Path(scratch)))["image"]
+        resolved = (await upscaler.resolve_images({"image": image}, Path(scratch)))["image"]
     local = resolved.image
     result = UploadResult(
         assetId=resolved.asset_id,
@@ -51,7 +45,7 @@ async def upload_image(ctx: ToolContext, image: ImageReference) -> Annotated[Cal
     else:
         how = "was already uploaded" if result.reused else "uploaded"
         summary = f"{resolved.stem} ({local.width}×{local.height}, {local.size:,} bytes) {how}: {resolved.asset_id}."
-    return structured_result(result, summary)
+    return await tool_result(result, summary)
 
 
 TOOL = ToolSpec(

@@ -8,18 +8,18 @@ from mcp.types import ToolAnnotations
 from pydantic import Field
 
 from scenario_upscale_mcp.api.errors import InputError
-from scenario_upscale_tools.common import (
-    TEXTURE_UPSCALE,
+from scenario_upscale_tools.arguments import (
     AllowDuplicate,
     DryRun,
     Given,
     ImageReference,
     OutputDir,
     ToolContext,
-    ToolSpec,
     Wait,
 )
-from scenario_upscale_tools.upscale_flow import Options, UpscaleToolResult, run_upscale
+from scenario_upscale_tools.inventory import ToolSpec
+from scenario_upscale_tools.scenario_models import TEXTURE_UPSCALE
+from scenario_upscale_tools.upscale import Options, UpscaleToolResult, run_upscale
 
 Preset = Literal["precise", "balanced", "creative"]
 BaseModelName = Literal["FLUX.1-dev", "FLUX.1-Krea-dev"]

@@ -7,18 +7,18 @@ from typing import Annotated, Literal
 from mcp.types import ToolAnnotations
 from pydantic import Field
 
-from scenario_upscale_tools.common import (
-    UPSCALE_V3,
+from scenario_upscale_tools.arguments import (
     AllowDuplicate,
     DryRun,
     Given,
     ImageReference,
     OutputDir,
     ToolContext,
-    ToolSpec,
     Wait,
 )
-from scenario_upscale_tools.upscale_flow import Options, UpscaleToolResult, run_upscale
+from scenario_upscale_tools.inventory import ToolSpec
+from scenario_upscale_tools.scenario_models import UPSCALE_V3
+from scenario_upscale_tools.upscale import Options, UpscaleToolResult, run_upscale
 
 Style = Literal["standard", "cartoon", "anime", "comic", "minimalist", "photography", "3d-rendered"]
 Preset = Literal["precise", "balanced", "creative"]

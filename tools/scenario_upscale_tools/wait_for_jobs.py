@@ -11,19 +11,13 @@ from pydantic import Field
 
 from scenario_upscale_mcp.api.answers import Job
 from scenario_upscale_mcp.api.errors import MissingCredentialsError, NotFoundError, ScenarioError
-from scenario_upscale_mcp.jobs.watching import watch_jobs
+from scenario_upscale_mcp.api.statuses import TERMINAL_STATUSES
 from scenario_upscale_mcp.outputs.folders import resolve_output_dir
 from scenario_upscale_mcp.outputs.writing import SavedFile
-from scenario_upscale_tools.common import (
-    JobId,
-    JobView,
-    OutputDir,
-    ResultModel,
-    ToolContext,
-    ToolSpec,
-    app_state,
-)
-from scenario_upscale_tools.results import answer, settle
+from scenario_upscale_tools.arguments import JobId, OutputDir, ToolContext, upscaler_of
+from scenario_upscale_tools.delivery import settle
+from scenario_upscale_tools.inventory import ToolSpec
+from scenario_upscale_tools.views import JobView, ResultModel, tool_result, unchecked_job
 
 MAX_JOBS = 32
 
@@ -67,8 +61,8 @@ async def wait_for_jobs(
     failed job never fails the call. When `timeout` runs out, returns what finished and what still runs:
     call again with the running ids.
     """
-    state = app_state(ctx)
-    settings = state.settings
+    upscaler = upscaler_of(ctx)
+    settings = upscaler.settings
     folder = resolve_output_dir(outputDir, settings)
     if settings.credentials() is None:
         raise MissingCredentialsError
@@ -78,7 +72,7 @@ async def wait_for_jobs(
     async with anyio.create_task_group() as savers:
 
         async def save(job: Job) -> None:
-            settled[job.job_id] = await settle(state, job, folder)
+            settled[job.job_id] = await settle(upscaler, job, folder)
 
         async def on_update(job: Job) -> None:
             if job.is_terminal:  # reported once: a finished job is not polled again
@@ -95,12 +89,9 @@ async def wait_for_jobs(
             done = (len(ended) + running) / len(job_ids)
             await ctx.report_progress(done, 1.0, f"{len(ended)} of {len(job_ids)} jobs finished")
 
-        answers = await watch_jobs(
-            state.client,
+        answers = await upscaler.watch_jobs(
             job_ids,
             wait_seconds=min(timeout, settings.max_wait_seconds),
-            first_interval=settings.poll_initial_seconds,
-            max_interval=settings.poll_max_seconds,
             on_update=on_update,
             on_round=on_round,
         )
@@ -113,18 +104,14 @@ async def wait_for_jobs(
             view, files = settled[job_id]
             saved += files
         elif isinstance(outcome, NotFoundError):
-            view = JobView(
-                jobId=job_id, model="unknown", status="not-found", progress=0.0, error=str(outcome)
-            )
+            view = unchecked_job(job_id, "not-found", outcome)
         elif isinstance(outcome, ScenarioError) or outcome is None:
-            view = JobView(jobId=job_id, model="unknown", status="unknown", progress=0.0, error=str(outcome))
+            view = unchecked_job(job_id, "unknown", outcome)
         else:
-            view, _ = await settle(state, outcome, folder)  # still running: records it, saves nothing
+            view, _ = await settle(upscaler, outcome, folder)  # still running: records it, saves nothing
         views.append(view)
 
-    running = [
-        view.jobId for view in views if view.status not in ("success", "failure", "canceled", "not-found")
-    ]
+    running = [view.jobId for view in views if view.status not in (*TERMINAL_STATUSES, "not-found")]
     result = WaitResult(jobs=views, finished=len(views) - len(running), running=len(running))
     summary = f"{result.finished} of {len(views)} jobs finished"
     summary += f" ({sum(v.status == 'success' for v in views)} succeeded; {len(saved)} files saved)."
@@ -136,7 +123,7 @@ async def wait_for_jobs(
     problems = [f"{v.jobId}: {v.status}{' — ' + v.error if v.error else ''}" for v in views if v.error]
     if problems:
         summary += " " + "; ".join(problems)
-    return await answer(result, summary, saved)
+    return await tool_result(result, summary, saved)
 
 
 TOOL = ToolSpec(

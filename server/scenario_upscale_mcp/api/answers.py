@@ -6,14 +6,11 @@ field or a missing one; only what the server relies on is required.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-JobStatus = Literal[
-    "pending", "queued", "warming-up", "in-progress", "finalizing", "success", "failure", "canceled"
-]
-TERMINAL_STATUSES: frozenset[str] = frozenset({"success", "failure", "canceled"})
+from scenario_upscale_mcp.api.statuses import TERMINAL_STATUSES
 
 
 class _Tolerant(BaseModel):
@@ -35,7 +32,7 @@ class Billing(_Tolerant):
 class Job(_Tolerant):
     job_id: str = Field(alias="jobId")
     job_type: str | None = Field(default=None, alias="jobType")
-    # A str, not JobStatus: an unknown future status must not break polling; it is treated as running.
+    # A str, not statuses.JobStatus: an unknown future status must not break polling; it is treated as running.
     status: str
     progress: float = 0.0
     metadata: JobMetadata = Field(default_factory=JobMetadata)

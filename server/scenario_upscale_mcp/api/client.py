@@ -2,15 +2,15 @@
 
 Every API call goes through `scenario_sdk.AsyncScenario`, which shares our one long-lived
 `httpx.AsyncClient` (owned by the lifespan; its transport is injectable for tests). What the SDK
-does not do stays here, over that same client: presigned part PUTs and CDN downloads; user-given
-image URLs get a client of their own per fetch, pinned to the addresses their host check approved
-(`api/pinned.py`). One choke point (`_call`) turns every SDK failure into a typed `errors.ScenarioError`;
-nothing of the SDK's reaches a tool result.
+does not do (presigned part PUTs, CDN downloads, user-given image URLs) is `api/transfers.py`, which
+this client owns and hands that same `httpx.AsyncClient`: callers see one object. One choke point
+(`_call`) turns every SDK failure into a typed `errors.ScenarioError`; nothing of the SDK's reaches a
+tool result.
 
 Retries are ours, not the SDK's: its defaults retry POSTs on 5xx and timeouts with no idempotency
 key (the API has none), which can bill a job twice. So the SDK runs with `max_retries=0`, and
 `_call` retries only reads (GET), on timeouts, dropped connections, 429 and 5xx, with backoff that
-honours `Retry-After`. A generate POST is retried only when the API surely never received it (the
+honours `Retry-After` (`api/retries.py`). A generate POST is retried only when the API surely never received it (the
 connection could not even be opened); any other failure after sending is reported as
 `SubmissionUncertainError` instead of risking a second charge. Other POSTs (uploads, cancel) are
 never retried here.
@@ -21,11 +21,8 @@ never retried here.
 from __future__ import annotations
 
 import base64
-import email.utils
 import logging
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import anyio
@@ -37,19 +34,26 @@ from scenario_upscale_mcp.api.answers import Asset, DownloadLink, GenerateAnswer
 from scenario_upscale_mcp.api.errors import (
     ApiError,
     ApiUnreachableError,
-    DownloadError,
     InputError,
     MissingCredentialsError,
     PlanLimitReachedError,
     RateLimitedError,
     ServerError,
     SubmissionUncertainError,
-    UploadError,
     api_error_from,
 )
+from scenario_upscale_mcp.api.retries import (
+    MAX_ATTEMPTS,
+    MAX_RETRY_AFTER_SECONDS,
+    backoff_seconds,
+    retry_after_seconds,
+)
+from scenario_upscale_mcp.api.transfers import HostCheck, SizedChunks, Transfers
 from scenario_upscale_mcp.config import DEFAULT_BASE_URL, Settings
 
 if TYPE_CHECKING:
+    from contextlib import AbstractAsyncContextManager
+
     import httpcore
     from scenario_sdk import AsyncScenario
     from scenario_sdk.pagination import AsyncJobsCursor
@@ -59,9 +63,6 @@ logger = logging.getLogger(__name__)
 T = TypeVar("T")
 P = TypeVar("P", bound="AsyncJobsCursor[Any]")
 
-MAX_ATTEMPTS = 3
-MAX_RETRY_AFTER_SECONDS = 30.0
-MAX_REDIRECTS = 5
 JOB_LIST_PAGE_SIZE = 100  # the API's maximum
 JOB_LIST_MAX_PAGES = 5  # recovery looks at the last few hundred jobs, not the whole history
 
@@ -88,9 +89,13 @@ class ScenarioClient:
             headers={"User-Agent": f"scenario-upscale-mcp/{__version__}"},
         )
         self._sdk: AsyncScenario | None = None
-        # User-given image URLs: see `open_public_url` for how these two test seams are used.
-        self._public_network = network_backend
-        self._pin_public_urls = transport is None or network_backend is not None
+        self._transfers = Transfers(
+            self._http,
+            retry_base_seconds=retry_base_seconds,
+            # User-given image URLs: see `Transfers.open_public_url` for how these two test seams are used.
+            network_backend=network_backend,
+            pin_public_urls=transport is None or network_backend is not None,
+        )
 
     async def __aenter__(self) -> ScenarioClient:
         return self
@@ -235,112 +240,20 @@ class ScenarioClient:
         )
         return DownloadLink.model_validate(_answer_dict(answer))
 
+    # --- the HTTP the SDK does not do (api/transfers.py) ------------------------------------------
+
     async def put_part(self, url: str, data: bytes) -> None:
-        """PUT one part's raw bytes to its presigned URL; retried on failure (a part may be sent again).
+        """PUT one part's raw bytes to its presigned URL (`Transfers.put_part`)."""
+        await self._transfers.put_part(url, data)
 
-        No API credentials and no `x-amz-checksum-*` headers: the URL's signature covers neither.
-        """
-        for attempt in range(1, MAX_ATTEMPTS + 1):
-            try:
-                response = await self._http.put(url, content=data)
-            except httpx.TransportError as exc:
-                failure = f"{type(exc).__name__}"
-            else:
-                if response.status_code < 300:
-                    return
-                failure = f"HTTP {response.status_code}"
-                if response.status_code < 500 and response.status_code != 429:
-                    raise UploadError(f"Uploading a part of the image was refused ({failure}).")
-            if attempt == MAX_ATTEMPTS:
-                raise UploadError(
-                    f"Uploading a part of the image failed {MAX_ATTEMPTS} times ({failure}); try again."
-                )
-            await anyio.sleep(self._retry_base_seconds * 2 ** (attempt - 1))
+    def open_public_url(self, url: str, *, check_host: HostCheck) -> AbstractAsyncContextManager[SizedChunks]:
+        """Stream an image from a user-given https URL, every hop's host checked and its addresses
+        pinned: (Content-Length or None, chunks) (`Transfers.open_public_url`)."""
+        return self._transfers.open_public_url(url, check_host=check_host)
 
-    @asynccontextmanager
-    async def open_public_url(
-        self, url: str, *, check_host: Callable[[str, int], Awaitable[Sequence[str]]]
-    ) -> AsyncIterator[tuple[int | None, AsyncIterator[bytes]]]:
-        """Stream an image from a user-given https URL: (Content-Length or None, chunks).
-
-        Redirects are followed here, one hop at a time, so that `check_host` vets every host the
-        request goes to (not only the first): https only, and public addresses only. Each hop then
-        connects to the very addresses `check_host` returned (pinned: see `api/pinned.py`), so a
-        second DNS answer can never redirect the connection; TLS still verifies the URL's host name.
-
-        Test seams: an injected `transport` stands in for the whole network (in-process, it dials
-        nothing), so it gets the same checks but no pinning; an injected `network_backend` instead
-        replaces only the socket layer under the production pinned transport, which is how pinning
-        itself is tested.
-        """
-        pins: dict[tuple[str, int], list[str]] = {}
-        async with self._public_http(pins) as http:
-            for _hop in range(MAX_REDIRECTS + 1):
-                try:
-                    parsed = httpx.URL(url)
-                except httpx.InvalidURL as exc:
-                    raise InputError(f"Not a valid image URL ({exc}): {url}") from None
-                if parsed.scheme != "https":
-                    raise InputError(
-                        f"Only https:// image URLs are accepted; got {parsed.scheme}:// ({url})."
-                    )
-                # The host exactly as the connection will name it (IDNA-encoded, no brackets).
-                host, port = parsed.raw_host.decode("ascii"), parsed.port or 443
-                pins[(host.lower(), port)] = list(await check_host(host, port))
-                try:
-                    async with http.stream("GET", url, follow_redirects=False) as response:
-                        if response.is_redirect and "location" in response.headers:
-                            url = str(response.url.join(response.headers["location"]))
-                            continue
-                        if response.status_code >= 400:
-                            raise InputError(f"The image URL answered HTTP {response.status_code}: {url}")
-                        length = response.headers.get("content-length")
-                        yield (
-                            (int(length) if length and length.isdigit() else None),
-                            response.aiter_bytes(),
-                        )
-                        return
-                except (httpx.TransportError, httpx.InvalidURL) as exc:
-                    raise InputError(f"Could not fetch the image URL ({type(exc).__name__}): {url}") from exc
-            raise InputError(f"The image URL redirected more than {MAX_REDIRECTS} times: {url}")
-
-    @asynccontextmanager
-    async def _public_http(self, pins: dict[tuple[str, int], list[str]]) -> AsyncIterator[httpx.AsyncClient]:
-        """The client one `open_public_url` call fetches with: its own, pinned to `pins`, and no proxy
-        (a proxy would resolve the name again). Only an injected test transport is used as it is."""
-        if not self._pin_public_urls:
-            yield self._http
-            return
-        from scenario_upscale_mcp.api.pinned import PinnedTransport
-
-        async with httpx.AsyncClient(
-            transport=PinnedTransport(pins, network=self._public_network),
-            timeout=self._http.timeout,
-            headers={"User-Agent": self._http.headers["User-Agent"]},
-            trust_env=False,
-        ) as http:
-            yield http
-
-    @asynccontextmanager
-    async def open_download(self, url: str) -> AsyncIterator[tuple[int | None, AsyncIterator[bytes]]]:
-        """Stream a signed asset URL: yields (Content-Length or None, chunk iterator).
-
-        No API credentials go with it: the URL is signed and belongs to the CDN, not the API.
-        """
-        try:
-            async with self._http.stream("GET", url) as response:
-                if response.status_code >= 400:
-                    await response.aread()
-                    expired = response.status_code in (401, 403) or b"expired" in response.content.lower()
-                    hint = " (the signed URL expired; fetch the asset again)" if expired else ""
-                    raise DownloadError(f"The asset download answered {response.status_code}{hint}.")
-                length = response.headers.get("content-length")
-                yield (
-                    (int(length) if length and length.isdigit() else None),
-                    response.aiter_bytes(),
-                )
-        except httpx.TransportError as exc:
-            raise DownloadError(f"The download was interrupted ({type(exc).__name__}).") from exc
+    def open_download(self, url: str) -> AbstractAsyncContextManager[SizedChunks]:
+        """Stream a signed asset URL: (Content-Length or None, chunks) (`Transfers.open_download`)."""
+        return self._transfers.open_download(url)
 
     # --- the choke point -------------------------------------------------------------------------
 
@@ -366,7 +279,7 @@ class ScenarioClient:
                     exc.status_code,
                     exc.body,
                     exc.response.text,
-                    retry_after=_retry_after(exc.response.headers),
+                    retry_after=retry_after_seconds(exc.response.headers),
                 )
                 logger.info("API %s answered %s %s", what, exc.status_code, api_error.name or "")
                 if billed and isinstance(api_error, ServerError):
@@ -402,7 +315,7 @@ class ScenarioClient:
                 raise ApiError(f"The Scenario API answered with {exc}.", status=200) from None
             if not retryable or attempt >= MAX_ATTEMPTS:
                 raise error
-            delay = self._retry_base_seconds * 2 ** (attempt - 1)
+            delay = backoff_seconds(self._retry_base_seconds, attempt)
             if isinstance(error, ApiError) and error.retry_after is not None:
                 delay = min(error.retry_after, MAX_RETRY_AFTER_SECONDS)
             logger.info("retrying %s in %.2f s after %s", what, delay, type(error).__name__)
@@ -472,19 +385,3 @@ def _path_id(identifier: str, what: str) -> str:
     if identifier.strip(".") == "":
         raise InputError(f"{identifier!r} is not a valid {what}.")
     return identifier
-
-
-def _retry_after(headers: httpx.Headers) -> float | None:
-    """`Retry-After` as seconds: either a number or an HTTP date."""
-    value = headers.get("retry-after")
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - time.time())

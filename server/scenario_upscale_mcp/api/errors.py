@@ -16,9 +16,12 @@ ScenarioError
 ├── SubmissionUncertainError     a generate request may or may not have been accepted
 ├── ParallelLimitError           SCENARIO_MAX_PARALLEL_JOBS jobs are running; nothing was submitted
 ├── UploadError                  an image could not be uploaded
-└── DownloadError                a result could not be saved
+├── DownloadError                a result could not be saved
+└── LedgerError                  the job ledger's file cannot be used (jobs/ledger_file.py)
+    └── DamagedRecordError       one of its rows holds what this server never writes (jobs/ledger_rows.py)
 
-Only `client.py` turns HTTP responses into these; the tools turn them into MCP tool errors.
+Only `client.py` turns HTTP responses into these; the ledger raises its own two (both importable from
+`jobs.ledger`); the tools turn them all into MCP tool errors.
 """
 
 from __future__ import annotations

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -18,11 +19,15 @@ from scenario_upscale_mcp.images.references import (
     UrlReference,
     parse_reference,
 )
-from scenario_upscale_mcp.images.sources import decode_data_uri, fetch_url
-from scenario_upscale_mcp.images.uploads import UploadedImage, content_digest, upload_image
+from scenario_upscale_mcp.images.sources import decode_data_uri
+from scenario_upscale_mcp.images.uploads import UploadedImage, Uploader, content_digest, upload_image
 
 if TYPE_CHECKING:
-    from scenario_upscale_mcp.state import AppState
+    from scenario_upscale_mcp.config import Settings
+
+UrlFetcher = Callable[[UrlReference, Path, str], Awaitable[LocalImage]]
+"""How an https input is fetched into a folder and checked as an image: (reference, folder, field) → the
+image. In the server, `images.sources.fetch_url` over the API client, public hosts only."""
 
 
 @dataclass(frozen=True)
@@ -42,7 +47,9 @@ class ResolvedImage:
     uploaded: bool  # False when the id was given, or the same content had been uploaded before
 
 
-async def check_images(state: AppState, references: dict[str, str], scratch: Path) -> dict[str, CheckedImage]:
+async def check_images(
+    references: dict[str, str], scratch: Path, *, settings: Settings, fetch_url: UrlFetcher
+) -> dict[str, CheckedImage]:
     """Check every reference (keyed by field name) and learn its identity, in an order that fails cheaply.
 
     1. parse every reference (pure); 2. check local files (copied into `scratch`) and data: URIs
@@ -50,7 +57,6 @@ async def check_images(state: AppState, references: dict[str, str], scratch: Pat
     1-3 costs no network request at all; nothing is uploaded here.
     """
     parsed = {field: parse_reference(value, field) for field, value in references.items()}
-    settings = state.settings
     local: dict[str, LocalImage] = {}
     stems: dict[str, str] = {}
     for field, reference in parsed.items():
@@ -68,7 +74,7 @@ async def check_images(state: AppState, references: dict[str, str], scratch: Pat
         raise MissingCredentialsError
     for field, reference in parsed.items():
         if isinstance(reference, UrlReference):
-            local[field] = await fetch_url(state.client, reference, settings, state.resolver, scratch, field)
+            local[field] = await fetch_url(reference, scratch, field)
             stems[field] = Path(urlparse(reference.url).path).stem or "image"
 
     checked: dict[str, CheckedImage] = {}
@@ -81,7 +87,7 @@ async def check_images(state: AppState, references: dict[str, str], scratch: Pat
     return checked
 
 
-async def upload_images(state: AppState, checked: dict[str, CheckedImage]) -> dict[str, ResolvedImage]:
+async def upload_images(uploader: Uploader, checked: dict[str, CheckedImage]) -> dict[str, ResolvedImage]:
     """Turn every checked image into an asset id, uploading each distinct content once."""
     resolved: dict[str, ResolvedImage] = {}
     by_content: dict[str, UploadedImage] = {}
@@ -92,17 +98,10 @@ async def upload_images(state: AppState, checked: dict[str, CheckedImage]) -> di
         if item.identity not in by_content:
             digest = item.identity.removeprefix("sha256:")
             name = _upload_name(item.stem, item.image)
-            by_content[item.identity] = await upload_image(state, item.image, digest, name=name)
+            by_content[item.identity] = await upload_image(uploader, item.image, digest, name=name)
         upload = by_content[item.identity]
         resolved[field] = ResolvedImage(upload.asset_id, item.stem, item.image, uploaded=not upload.reused)
     return resolved
-
-
-async def resolve_images(
-    state: AppState, references: dict[str, str], scratch: Path
-) -> dict[str, ResolvedImage]:
-    """Check every reference, then upload what needs uploading: each to an asset id."""
-    return await upload_images(state, await check_images(state, references, scratch))
 
 
 def _upload_name(stem: str, image: LocalImage) -> str:

@@ -19,11 +19,12 @@ from typing import TYPE_CHECKING
 import anyio
 
 from scenario_upscale_mcp.api.errors import NotFoundError, UploadError
+from scenario_upscale_mcp.clock import Clock, polling
 from scenario_upscale_mcp.images.reading import LocalImage
 
 if TYPE_CHECKING:
     from scenario_upscale_mcp.api.client import ScenarioClient
-    from scenario_upscale_mcp.state import AppState
+    from scenario_upscale_mcp.jobs.async_ledger import AsyncLedger
 
 logger = logging.getLogger(__name__)
 
@@ -49,8 +50,20 @@ class UploadedImage:
     reused: bool  # the same content was uploaded before and its asset still exists
 
 
+@dataclass(frozen=True)
+class Uploader:
+    """What an upload goes through: the API, the ledger (one upload per content), the clock, and the
+    polling of a multipart upload's import."""
+
+    client: ScenarioClient
+    ledger: AsyncLedger
+    clock: Clock
+    poll_initial_seconds: float = 1.0
+    poll_max_seconds: float = 5.0
+
+
 async def upload_image(
-    state: AppState, image: LocalImage, digest: str, *, name: str | None = None
+    uploader: Uploader, image: LocalImage, digest: str, *, name: str | None = None
 ) -> UploadedImage:
     """The asset for this content (`digest`, its SHA-256), uploading it only if no live asset has it.
 
@@ -58,69 +71,70 @@ async def upload_image(
     whoever finds it claimed (in this process or another) waits for that upload's asset instead of
     sending the same bytes again.
     """
-    interval = CLAIM_POLL_FIRST_SECONDS
-    while True:
-        known = await _live_asset(state, digest)
+    # No deadline of its own: a claim whose owner stops renewing it goes stale and is taken over here.
+    async for _ in polling(
+        uploader.clock, first=CLAIM_POLL_FIRST_SECONDS, cap=CLAIM_POLL_MAX_SECONDS, deadline=None
+    ):
+        known = await _live_asset(uploader, digest)
         if known is not None:
             return UploadedImage(asset_id=known, image=image, reused=True)
-        if await state.in_ledger(lambda ledger: ledger.claim_upload(digest, stale_after=CLAIM_STALE_SECONDS)):
+        if await uploader.ledger(lambda db: db.claim_upload(digest, stale_after=CLAIM_STALE_SECONDS)):
             break
-        await anyio.sleep(interval)
-        interval = min(interval * 1.5, CLAIM_POLL_MAX_SECONDS)
     try:
         # Claimed: but another caller may have finished this very upload since the look above.
-        known = await _live_asset(state, digest)
+        known = await _live_asset(uploader, digest)
         if known is not None:
             return UploadedImage(asset_id=known, image=image, reused=True)
         try:
             async with anyio.create_task_group() as group:
-                group.start_soon(_keep_claim, state, digest)
-                asset_id = await _send(state, image, name or image.path.name)
+                group.start_soon(_keep_claim, uploader, digest)
+                asset_id = await _send(uploader, image, name or image.path.name)
                 group.cancel_scope.cancel()
         except ExceptionGroup as failure:  # the upload's own error, not a group of one
             raise failure.exceptions[0] from None
-        await state.in_ledger(
-            lambda ledger: ledger.record_upload(
+        await uploader.ledger(
+            lambda db: db.record_upload(
                 content_hash=digest, asset_id=asset_id, name=name or image.path.name, size=image.size
             )
         )
         return UploadedImage(asset_id=asset_id, image=image, reused=False)
     finally:
         with anyio.CancelScope(shield=True):
-            await state.in_ledger(lambda ledger: ledger.release_upload(digest))
+            await uploader.ledger(lambda db: db.release_upload(digest))
 
 
-async def _live_asset(state: AppState, digest: str) -> str | None:
+async def _live_asset(uploader: Uploader, digest: str) -> str | None:
     """The asset this content was uploaded as, if the API still has it."""
-    known = await state.in_ledger(lambda ledger: ledger.asset_for_content(digest))
+    known = await uploader.ledger(lambda db: db.asset_for_content(digest))
     if known is None:
         return None
     try:
-        await state.client.get_asset(known)
+        await uploader.client.get_asset(known)
     except NotFoundError:
-        await state.in_ledger(lambda ledger: ledger.forget_upload(digest, asset_id=known))
+        await uploader.ledger(lambda db: db.forget_upload(digest, asset_id=known))
         return None
     return known
 
 
-async def _keep_claim(state: AppState, digest: str) -> None:
+async def _keep_claim(uploader: Uploader, digest: str) -> None:
     """Renew the claim while the upload runs, so that only a claim whose owner died goes stale."""
     while True:
-        await anyio.sleep(CLAIM_RENEW_SECONDS)
-        await state.in_ledger(lambda ledger: ledger.renew_upload_claim(digest))
+        await uploader.clock.sleep(CLAIM_RENEW_SECONDS)
+        await uploader.ledger(lambda db: db.renew_upload_claim(digest))
 
 
-async def _send(state: AppState, image: LocalImage, file_name: str) -> str:
+async def _send(uploader: Uploader, image: LocalImage, file_name: str) -> str:
     if image.size < SIMPLE_UPLOAD_LIMIT:
         data = await anyio.Path(image.path).read_bytes()
-        asset_id = (await state.client.create_asset(file_name, data, image.mime_type)).id
+        asset_id = (await uploader.client.create_asset(file_name, data, image.mime_type)).id
     else:
         asset_id = await upload_in_parts(
-            state.client,
+            uploader.client,
             image,
             file_name=file_name,
-            poll_initial=state.settings.poll_initial_seconds,
-            poll_max=state.settings.poll_max_seconds,
+            clock=uploader.clock,
+            poll_initial=uploader.poll_initial_seconds,
+            poll_max=uploader.poll_max_seconds,
         )
     logger.info("uploaded %s (%d bytes) as %s", file_name, image.size, asset_id)
     return asset_id
@@ -137,6 +151,7 @@ async def upload_in_parts(
     image: LocalImage,
     *,
     file_name: str,
+    clock: Clock,
     poll_initial: float,
     poll_max: float,
     concurrency: int = PART_CONCURRENCY,
@@ -165,18 +180,15 @@ async def upload_in_parts(
         raise failure.exceptions[0] from None
     await client.complete_upload(upload.id)
 
-    interval = poll_initial
-    with anyio.move_on_after(IMPORT_TIMEOUT_SECONDS):
-        while True:
-            state = await client.get_upload(upload.id)
-            if state.status == "imported" and state.entity_id:
-                return state.entity_id
-            if state.status == "failed":
-                raise UploadError(
-                    f"Scenario could not import {file_name}: {state.error_message or 'no reason given'}."
-                )
-            await anyio.sleep(interval)
-            interval = min(interval * 1.5, poll_max)
+    deadline = clock.now() + IMPORT_TIMEOUT_SECONDS
+    async for _ in polling(clock, first=poll_initial, cap=poll_max, deadline=deadline):
+        state = await client.get_upload(upload.id)
+        if state.status == "imported" and state.entity_id:
+            return state.entity_id
+        if state.status == "failed":
+            raise UploadError(
+                f"Scenario could not import {file_name}: {state.error_message or 'no reason given'}."
+            )
     raise UploadError(
         f"Scenario did not finish importing {file_name} within {IMPORT_TIMEOUT_SECONDS:.0f} s; try again."
     )

@@ -18,10 +18,8 @@ import functools
 import hashlib
 import json
 import logging
-import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -33,20 +31,40 @@ from scenario_upscale_mcp.api.errors import (
     ScenarioError,
     SubmissionUncertainError,
 )
+from scenario_upscale_mcp.api.statuses import UNSUCCESSFUL_STATUSES
+from scenario_upscale_mcp.clock import polling
+from scenario_upscale_mcp.jobs.bookkeeping import clock_text, finish, mark_sending, observe, record_submission
+from scenario_upscale_mcp.jobs.recovery import adopt, find_created_job, recover_or_raise
 
 if TYPE_CHECKING:
     from scenario_upscale_mcp.api.answers import Job
-    from scenario_upscale_mcp.jobs.ledger import Attempt, JobRecord, Ledger
-    from scenario_upscale_mcp.state import AppState
+    from scenario_upscale_mcp.api.client import ScenarioClient
+    from scenario_upscale_mcp.clock import Clock
+    from scenario_upscale_mcp.jobs.async_ledger import AsyncLedger
+    from scenario_upscale_mcp.jobs.ledger import Attempt, JobRecord
 
 logger = logging.getLogger(__name__)
 
+
 REUSE_WINDOW_SECONDS = 600.0
+
+
 PLAN_LIMIT_ATTEMPTS = 3
+
+
 PLAN_LIMIT_BACKOFF_SECONDS = 2.0
+
+
 IN_FLIGHT_HORIZON_SECONDS = 24 * 3600.0  # older rows never seen finishing are not counted as running
-CLOCK_SKEW_SECONDS = 60.0
+
+
 SETTLE_GRACE_SECONDS = 15.0
+
+
+SETTLE_POLL_FIRST_SECONDS = 0.1
+
+
+SETTLE_POLL_MAX_SECONDS = 1.0
 
 
 @dataclass(frozen=True)
@@ -81,19 +99,39 @@ class Submitted:
     notice: str | None = None  # said to the assistant when the job was not freshly submitted
 
 
+UnrecordedJobs = dict[str, tuple[Submitted, float]]
+
+
+"""Jobs the API accepted that the ledger failed to record: request key → (the answer, when, wall clock)."""
+
+
+@dataclass(frozen=True)
+class Submitter:
+    """What a billed submission goes through: the API, the ledger, the clock, and this process's memory of
+    jobs the ledger could not record (kept for the process's lifetime, shared by every submission)."""
+
+    client: ScenarioClient
+    ledger: AsyncLedger
+    clock: Clock
+    unrecorded: UnrecordedJobs
+    max_parallel_jobs: int | None = None  # SCENARIO_MAX_PARALLEL_JOBS
+    poll_initial_seconds: float = 1.0
+    poll_max_seconds: float = 5.0
+
+
 async def submit(
-    state: AppState, submission: Submission, *, allow_duplicate: bool, wait_budget: float
+    submitter: Submitter, submission: Submission, *, allow_duplicate: bool, wait_budget: float
 ) -> Submitted:
-    deadline = anyio.current_time() + wait_budget
+    deadline = submitter.clock.now() + wait_budget
     key = submission.request_key
     plan_limit_refusals = 0
     while True:
         if not allow_duplicate:
-            earlier = await _earlier_identical(state, submission, key)
+            earlier = await _earlier_identical(submitter, submission, key)
             if earlier is not None:
                 return earlier
-        await _wait_for_parallel_slot(state, deadline)
-        attempt, mine = await state.in_ledger(
+        await _wait_for_parallel_slot(submitter, deadline)
+        attempt, mine = await submitter.ledger(
             lambda ledger: (
                 ledger.claim_attempt(request_key=key, model=submission.model_id, inputs=submission.identity)
                 if not allow_duplicate
@@ -108,24 +146,24 @@ async def submit(
         if not mine:
             # The same request is being sent right now (a host retrying, or another server process):
             # wait for its outcome, then look again instead of sending a second one.
-            await _wait_until_settled(state, attempt, deadline)
+            await _wait_until_settled(submitter, attempt, deadline)
             continue
         try:
             body = await submission.make_body()
         except BaseException:
             # Nothing was sent: an upload failed or the call was cancelled before the request left.
             with anyio.CancelScope(shield=True):
-                await _finish(state, attempt, "rejected")
+                await finish(submitter.ledger, attempt, "rejected")
             raise
         attempt = replace(attempt, inputs=body)
-        await state.in_ledger(functools.partial(_mark_sending, attempt=attempt))
+        await submitter.ledger(functools.partial(mark_sending, attempt=attempt))
         try:
-            answer = await state.client.generate(submission.model_id, body)
+            answer = await submitter.client.generate(submission.model_id, body)
         except SubmissionUncertainError as exc:
-            await _finish(state, attempt, "uncertain")
-            return await _recover_or_raise(state, submission, attempt, exc)
+            await finish(submitter.ledger, attempt, "uncertain")
+            return await recover_or_raise(submitter, submission, attempt, exc)
         except PlanLimitReachedError as exc:
-            await _finish(state, attempt, "rejected")
+            await finish(submitter.ledger, attempt, "rejected")
             if exc.not_in_plan:
                 raise  # the plan lacks the action altogether: no wait or retry can help
             plan_limit_refusals += 1
@@ -134,39 +172,41 @@ async def submit(
                 if exc.retry_after is not None
                 else PLAN_LIMIT_BACKOFF_SECONDS * plan_limit_refusals
             )
-            if plan_limit_refusals == PLAN_LIMIT_ATTEMPTS or anyio.current_time() + delay > deadline:
-                raise await _explain_plan_limit(state, exc) from exc
+            if plan_limit_refusals == PLAN_LIMIT_ATTEMPTS or submitter.clock.now() + delay > deadline:
+                raise await _explain_plan_limit(submitter, exc) from exc
             logger.info("plan limit reached; trying again in %.1f s", delay)
-            await anyio.sleep(delay)
+            await submitter.clock.sleep(delay)
             continue
         except ScenarioError:
             # A 4xx, or no connection at all: the API did not accept it, nothing was billed.
-            await _finish(state, attempt, "rejected")
+            await finish(submitter.ledger, attempt, "rejected")
             raise
         except BaseException:
             # Cancelled mid-request: the API may have received it. Recorded as uncertain, so an
             # identical request later looks for the job instead of paying again.
             with anyio.CancelScope(shield=True):
-                await _finish(state, attempt, "uncertain")
+                await finish(submitter.ledger, attempt, "uncertain")
             raise
         if answer.job is None:
             # A success without a job: it may well have been billed. Never send it again blindly.
-            await _finish(state, attempt, "uncertain")
+            await finish(submitter.ledger, attempt, "uncertain")
             unclear = SubmissionUncertainError("The API accepted the submission but its answer named no job.")
-            return await _recover_or_raise(state, submission, attempt, unclear)
+            return await recover_or_raise(submitter, submission, attempt, unclear)
         # The job is recorded before the attempt is closed, so that whoever waits on this attempt
         # finds the job; and neither write may be skipped by a cancellation now that money is spent.
         submitted = Submitted(job=answer.job, cost=answer.creative_units_cost)
         with anyio.CancelScope(shield=True):
             try:
-                await _record(state, submission, answer.job, answer.creative_units_cost, body)
-                await _finish(state, attempt, "accepted", answer.job.job_id)
+                await record_submission(
+                    submitter.ledger, submission, answer.job, answer.creative_units_cost, body
+                )
+                await finish(submitter.ledger, attempt, "accepted", answer.job.job_id)
             except Exception as exc:  # whatever broke the ledger, the paid job must reach the caller
-                return _unrecorded(state, key, submitted, exc)
+                return _unrecorded(submitter, key, submitted, exc)
         return submitted
 
 
-def _unrecorded(state: AppState, key: str, submitted: Submitted, error: Exception) -> Submitted:
+def _unrecorded(submitter: Submitter, key: str, submitted: Submitted, error: Exception) -> Submitted:
     """A job the API accepted (and bills) that the ledger could not record: answer with it all the same.
 
     It is kept in this process's memory, so an identical request here returns it instead of paying
@@ -181,175 +221,121 @@ def _unrecorded(state: AppState, key: str, submitted: Submitted, error: Exceptio
         "restart) would not be recognised as already submitted."
     )
     remembered = replace(submitted, notice=notice)
-    state.unrecorded_submissions[key] = (remembered, time.time())
+    submitter.unrecorded[key] = (remembered, submitter.clock.wall())
     return remembered
 
 
-async def _wait_until_settled(state: AppState, attempt: Attempt, deadline: float) -> None:
+async def _wait_until_settled(submitter: Submitter, attempt: Attempt, deadline: float) -> None:
     """Wait until an attempt in flight elsewhere has an outcome.
 
     A submission's answer normally comes within a second or two, so this waits at least that long
     even when the caller's own budget (`wait: 0`) is shorter.
     """
-    limit = max(deadline, anyio.current_time() + SETTLE_GRACE_SECONDS)
-    interval = 0.1
-    while True:
-        current = await state.in_ledger(lambda ledger: ledger.get_attempt(attempt.attempt_id))
+    limit = max(deadline, submitter.clock.now() + SETTLE_GRACE_SECONDS)
+    async for _ in polling(
+        submitter.clock, first=SETTLE_POLL_FIRST_SECONDS, cap=SETTLE_POLL_MAX_SECONDS, deadline=limit
+    ):
+        current = await submitter.ledger(lambda ledger: ledger.get_attempt(attempt.attempt_id))
         if current is None or current.outcome != "sending":
             return
-        if anyio.current_time() + interval > limit:
-            raise SubmissionUncertainError(
-                f"An identical request is being submitted right now (since {_clock_text(attempt.sent_at)}); it "
-                "was not sent a second time. Call again in a few seconds to get its job, or pass "
-                "allowDuplicate=true to submit another one."
-            )
-        await anyio.sleep(interval)
-        interval = min(interval * 1.5, 1.0)
+    raise SubmissionUncertainError(
+        f"An identical request is being submitted right now (since {clock_text(attempt.sent_at)}); it "
+        "was not sent a second time. Call again in a few seconds to get its job, or pass "
+        "allowDuplicate=true to submit another one."
+    )
 
 
-async def _earlier_identical(state: AppState, submission: Submission, key: str) -> Submitted | None:
+async def _earlier_identical(submitter: Submitter, submission: Submission, key: str) -> Submitted | None:
     """The job an identical earlier request created, if it may be reused; raises if that is unclear."""
-    unrecorded = state.unrecorded_submissions.get(key)
-    if unrecorded is not None and unrecorded[1] >= time.time() - REUSE_WINDOW_SECONDS:
+    unrecorded = submitter.unrecorded.get(key)
+    if unrecorded is not None and unrecorded[1] >= submitter.clock.wall() - REUSE_WINDOW_SECONDS:
         return unrecorded[0]
-    record = await state.in_ledger(
+    record = await submitter.ledger(
         lambda ledger: ledger.find_reusable(key, success_window=REUSE_WINDOW_SECONDS)
     )
-    job = await _still_worth_reusing(state, record) if record is not None else None
+    job = await _still_worth_reusing(submitter, record) if record is not None else None
     if record is not None and job is not None:
         return Submitted(
             job=job,
             cost=record.cost,
             notice=(
-                f"An identical request was already submitted at {_clock_text(record.created_at)} as job "
+                f"An identical request was already submitted at {clock_text(record.created_at)} as job "
                 f"{record.job_id}; that job is returned instead of paying again. Pass allowDuplicate=true "
                 "to submit a new job anyway."
             ),
         )
-    uncertain = await state.in_ledger(
+    uncertain = await submitter.ledger(
         lambda ledger: ledger.open_uncertain_attempt(key, within=REUSE_WINDOW_SECONDS)
     )
     if uncertain is None:
         return None
-    found = await _find_created_job(state, submission, uncertain)
+    found = await find_created_job(submitter, submission, uncertain)
     if found is not None:
-        return await _adopt(
-            state,
+        return await adopt(
+            submitter,
             submission,
             uncertain,
             found,
-            f"An identical request sent at {_clock_text(uncertain.sent_at)} had lost its answer; the job "
+            f"An identical request sent at {clock_text(uncertain.sent_at)} had lost its answer; the job "
             f"it created was found ({found.job_id}) and is returned instead of paying again.",
         )
     raise SubmissionUncertainError(
-        f"An identical request sent at {_clock_text(uncertain.sent_at)} got no clear answer and may have been "
+        f"An identical request sent at {clock_text(uncertain.sent_at)} got no clear answer and may have been "
         "accepted (and billed); it is not sent again automatically. Check your recent jobs on "
         "app.scenario.com, then pass allowDuplicate=true to submit anyway."
     )
 
 
-async def _still_worth_reusing(state: AppState, record: JobRecord) -> Job | None:
+async def _still_worth_reusing(submitter: Submitter, record: JobRecord) -> Job | None:
     """The earlier job as it is now, unless it failed, vanished, or is too old to still be running."""
-    if record.created_at < time.time() - IN_FLIGHT_HORIZON_SECONDS:
+    if record.created_at < submitter.clock.wall() - IN_FLIGHT_HORIZON_SECONDS:
         return None
     try:
-        job = await state.client.get_job(record.job_id)
+        job = await submitter.client.get_job(record.job_id)
     except NotFoundError:
         return None  # not this account's any more (or the simulator restarted)
-    await observe(state, job)
-    return None if job.status in ("failure", "canceled") else job
+    await observe(submitter.ledger, job)
+    return None if job.status in UNSUCCESSFUL_STATUSES else job
 
 
-async def _recover_or_raise(
-    state: AppState, submission: Submission, attempt: Attempt, error: SubmissionUncertainError
-) -> Submitted:
-    try:
-        found = await _find_created_job(state, submission, attempt)
-    except ScenarioError as exc:
-        logger.info("could not look for the job a lost answer created: %s", exc)
-        found = None
-    if found is None:
-        raise SubmissionUncertainError(
-            f"{error} No matching job is in the API's job list yet; calling again with the same arguments "
-            "will look again before submitting anything."
-        ) from error
-    return await _adopt(
-        state,
-        submission,
-        attempt,
-        found,
-        f"The API's answer to the submission was lost, but the job it created was found ({found.job_id}); "
-        "it was not submitted again.",
-    )
-
-
-async def _adopt(
-    state: AppState, submission: Submission, attempt: Attempt, job: Job, notice: str
-) -> Submitted:
-    """Settle an uncertain attempt with the job it turned out to have created."""
-    await _finish(state, attempt, "accepted", job.job_id)
-    await _record(state, submission, job, None, attempt.inputs)
-    return Submitted(job=job, cost=None, notice=notice)
-
-
-async def _find_created_job(state: AppState, submission: Submission, attempt: Attempt) -> Job | None:
-    """The job the API created for this attempt: created after it was sent, with the same inputs."""
-    since = (
-        datetime.fromtimestamp(attempt.sent_at - CLOCK_SKEW_SECONDS, tz=UTC)
-        .isoformat()
-        .replace("+00:00", "Z")
-    )
-    candidates = await state.client.list_jobs(created_after=since)
-    # Filtered here too: an API that ignored createdAfter must not hand back an older identical job.
-    recent = [job for job in candidates if _timestamp(job.created_at) >= attempt.sent_at - CLOCK_SKEW_SECONDS]
-    for job in sorted(recent, key=lambda job: _timestamp(job.created_at)):
-        sent = job.metadata.input or {}
-        if not all(sent.get(name) == value for name, value in attempt.inputs.items()):
-            continue
-        # A job the ledger already knows was submitted by another request: not the one lost here.
-        known = await state.in_ledger(functools.partial(_get_job_record, job_id=job.job_id))
-        if known is None:
-            return job
-    return None
-
-
-async def _wait_for_parallel_slot(state: AppState, deadline: float) -> None:
+async def _wait_for_parallel_slot(submitter: Submitter, deadline: float) -> None:
     """With SCENARIO_MAX_PARALLEL_JOBS, wait (within the budget) until fewer jobs than that are running."""
-    cap = state.settings.max_parallel_jobs
+    cap = submitter.max_parallel_jobs
     if cap is None:
         return
-    interval = state.settings.poll_initial_seconds
-    while True:
-        running = await running_jobs(state)
+    running: list[JobRecord] = []
+    async for _ in polling(
+        submitter.clock,
+        first=submitter.poll_initial_seconds,
+        cap=submitter.poll_max_seconds,
+        deadline=deadline,
+    ):
+        running = await running_jobs(submitter.client, submitter.ledger, submitter.clock)
         if len(running) < cap:
             return
-        remaining = deadline - anyio.current_time()
-        if remaining <= 0:
-            ids = ", ".join(record.job_id for record in running)
-            raise ParallelLimitError(
-                f"{len(running)} jobs are running ({ids}) and SCENARIO_MAX_PARALLEL_JOBS is {cap}, so nothing was "
-                "submitted. Wait for one to finish (wait_for_jobs), or call again with a larger `wait` to queue."
-            )
-        await anyio.sleep(min(interval, remaining))
-        interval = min(interval * 1.5, state.settings.poll_max_seconds)
+    ids = ", ".join(record.job_id for record in running)
+    raise ParallelLimitError(
+        f"{len(running)} jobs are running ({ids}) and SCENARIO_MAX_PARALLEL_JOBS is {cap}, so nothing was "
+        "submitted. Wait for one to finish (wait_for_jobs), or call again with a larger `wait` to queue."
+    )
 
 
-async def running_jobs(state: AppState) -> list[JobRecord]:
+async def running_jobs(client: ScenarioClient, ledger: AsyncLedger, clock: Clock) -> list[JobRecord]:
     """Jobs the ledger thinks are running, refreshed from the API (one request each, concurrently)."""
-    records = await state.in_ledger(lambda ledger: ledger.jobs_in_flight())
-    horizon = datetime.now(tz=UTC).timestamp() - IN_FLIGHT_HORIZON_SECONDS
+    records = await ledger(lambda db: db.jobs_in_flight())
+    horizon = clock.wall() - IN_FLIGHT_HORIZON_SECONDS
     records = [record for record in records if record.created_at >= horizon]
     still_running: list[JobRecord] = []
 
     async def refresh(record: JobRecord) -> None:
         try:
-            job = await state.client.get_job(record.job_id)
+            job = await client.get_job(record.job_id)
         except NotFoundError:
             return  # not this account's job any more: not counted
         except ScenarioError:
             still_running.append(record)  # unknown: assume it still runs
             return
-        updated = await observe(state, job)
+        updated = await observe(ledger, job)
         if not updated.is_terminal:
             still_running.append(updated)
 
@@ -359,9 +345,9 @@ async def running_jobs(state: AppState) -> list[JobRecord]:
     return still_running
 
 
-async def _explain_plan_limit(state: AppState, error: PlanLimitReachedError) -> PlanLimitReachedError:
+async def _explain_plan_limit(submitter: Submitter, error: PlanLimitReachedError) -> PlanLimitReachedError:
     try:
-        running = await running_jobs(state)
+        running = await running_jobs(submitter.client, submitter.ledger, submitter.clock)
     except ScenarioError:
         running = []
     known = (
@@ -377,65 +363,3 @@ async def _explain_plan_limit(state: AppState, error: PlanLimitReachedError) -> 
         details=error.details,
         retry_after=error.retry_after,
     )
-
-
-async def observe(state: AppState, job: Job) -> JobRecord:
-    """Write what the API just said about a job to the ledger."""
-    cost = job.billing.cu_cost if job.billing else None
-    return await state.in_ledger(
-        lambda ledger: ledger.observe_job(
-            job.job_id,
-            status=job.status,
-            progress=job.progress,
-            cost=cost,
-            error=job.metadata.error,
-            hint=job.metadata.hint,
-        )
-    )
-
-
-async def _record(
-    state: AppState, submission: Submission, job: Job, cost: float | None, body: dict[str, Any]
-) -> None:
-    await state.in_ledger(
-        lambda ledger: ledger.record_submission(
-            job_id=job.job_id,
-            model=submission.model_id,
-            parameters=submission.parameters,
-            inputs=body,
-            request_key=submission.request_key,
-            source_stem=submission.source_stem,
-            upscale_factor=submission.upscale_factor,
-            status=job.status,
-            progress=job.progress,
-            cost=cost,
-        )
-    )
-
-
-async def _finish(state: AppState, attempt: Attempt, outcome: str, job_id: str | None = None) -> None:
-    await state.in_ledger(
-        lambda ledger: ledger.finish_attempt(attempt.attempt_id, outcome=outcome, job_id=job_id)
-    )
-
-
-def _mark_sending(ledger: Ledger, *, attempt: Attempt) -> None:
-    ledger.mark_sending(attempt.attempt_id, inputs=attempt.inputs)
-
-
-def _get_job_record(ledger: Ledger, *, job_id: str) -> JobRecord | None:
-    return ledger.get_job(job_id)
-
-
-def _timestamp(iso: str | None) -> float:
-    """Unix seconds of an ISO 8601 instant from the API; 0 when missing or unreadable."""
-    if not iso:
-        return 0.0
-    try:
-        return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        return 0.0
-
-
-def _clock_text(timestamp: float) -> str:
-    return datetime.fromtimestamp(timestamp, tz=UTC).strftime("%H:%M:%S UTC")

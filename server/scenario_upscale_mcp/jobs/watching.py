@@ -1,4 +1,4 @@
-"""Watching jobs until they finish or the wait runs out, polling with growing intervals."""
+"""Watching jobs until they finish or the wait runs out, polling with growing intervals (`clock.polling`)."""
 
 from __future__ import annotations
 
@@ -10,13 +10,13 @@ import anyio
 
 from scenario_upscale_mcp.api.answers import Job
 from scenario_upscale_mcp.api.errors import NotFoundError, ScenarioError
+from scenario_upscale_mcp.clock import Clock, polling
 
 if TYPE_CHECKING:
     from scenario_upscale_mcp.api.client import ScenarioClient
 logger = logging.getLogger(__name__)
 
 OnUpdate = Callable[[Job], Awaitable[None]]
-POLL_GROWTH = 1.5
 
 
 async def watch_job(
@@ -27,6 +27,7 @@ async def watch_job(
     first_interval: float,
     max_interval: float,
     on_update: OnUpdate,
+    clock: Clock,
 ) -> Job:
     """Poll until the job is terminal or `wait_seconds` pass; return the last state seen.
 
@@ -34,16 +35,15 @@ async def watch_job(
     a long job costs few requests. Cancelling the caller stops the polling at once; the job itself
     runs on at Scenario.
     """
-    deadline = anyio.current_time() + wait_seconds
-    interval = first_interval
-    while True:
+    deadline = clock.now() + wait_seconds
+    job: Job | None = None
+    async for _ in polling(clock, first=first_interval, cap=max_interval, deadline=deadline):
         job = await client.get_job(job_id)
         await on_update(job)
-        remaining = deadline - anyio.current_time()
-        if job.is_terminal or remaining <= 0:
-            return job
-        await anyio.sleep(min(interval, remaining))
-        interval = min(interval * POLL_GROWTH, max_interval)
+        if job.is_terminal:
+            break
+    assert job is not None  # the first attempt always runs
+    return job
 
 
 async def watch_jobs(
@@ -55,6 +55,7 @@ async def watch_jobs(
     max_interval: float,
     on_update: OnUpdate,
     on_round: Callable[[Mapping[str, Job | ScenarioError]], Awaitable[None]],
+    clock: Clock,
 ) -> dict[str, Job | ScenarioError]:
     """Poll several jobs together until all are terminal or `wait_seconds` pass.
 
@@ -63,8 +64,7 @@ async def watch_jobs(
     dropped from polling with its error; one that cannot be read right now is asked again next
     round. Returns the last answer for every job: its state, or the error it gave.
     """
-    deadline = anyio.current_time() + wait_seconds
-    interval = first_interval
+    deadline = clock.now() + wait_seconds
     latest: dict[str, Job | ScenarioError] = {}
     pending = list(dict.fromkeys(job_ids))
 
@@ -83,13 +83,11 @@ async def watch_jobs(
             pending.remove(job_id)
         await on_update(job)
 
-    while True:
+    async for _ in polling(clock, first=first_interval, cap=max_interval, deadline=deadline):
         async with anyio.create_task_group() as group:
             for job_id in list(pending):
                 group.start_soon(poll, job_id)
         await on_round(latest)
-        remaining = deadline - anyio.current_time()
-        if not pending or remaining <= 0:
-            return latest
-        await anyio.sleep(min(interval, remaining))
-        interval = min(interval * POLL_GROWTH, max_interval)
+        if not pending:
+            break
+    return latest

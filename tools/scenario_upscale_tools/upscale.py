@@ -1,7 +1,8 @@
 """The flow both model tools share: check inputs, resolve images to assets, submit, watch, save, answer.
 
-Everything that can be refused locally is checked before the first request (see
-`inputs.check_images`), so a bad argument or a forbidden file costs no HTTP request at all.
+Each model tool is its schema plus a call to `run_upscale`. Everything that can be refused locally is
+checked before the first request (see `images.resolving.check_images`), so a bad argument or a
+forbidden file costs no HTTP request at all.
 """
 
 from __future__ import annotations
@@ -11,21 +12,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
-import anyio
 from mcp.types import CallToolResult
 from pydantic import Field
 
-from scenario_upscale_mcp.images.resolving import check_images, upload_images
 from scenario_upscale_mcp.images.sources import scratch_folder
-from scenario_upscale_mcp.jobs.submission import Submission, observe, submit
-from scenario_upscale_mcp.jobs.watching import watch_job
+from scenario_upscale_mcp.jobs.submission import Submission
 from scenario_upscale_mcp.outputs.folders import resolve_output_dir
-from scenario_upscale_tools.common import JobView, ModelSpec, ToolContext, app_state, structured_result
-from scenario_upscale_tools.results import answer, settle
+from scenario_upscale_tools.arguments import ToolContext, upscaler_of
+from scenario_upscale_tools.delivery import settle
+from scenario_upscale_tools.scenario_models import UpscaleModel
+from scenario_upscale_tools.views import JobView, tool_result
 
 if TYPE_CHECKING:
     from scenario_upscale_mcp.api.answers import Job
-    from scenario_upscale_mcp.state import AppState
+    from scenario_upscale_mcp.service import Upscaler
 
 logger = logging.getLogger(__name__)
 
@@ -47,7 +47,7 @@ class Options:
 
 
 async def run_upscale(
-    ctx: ToolContext, spec: ModelSpec, inputs: dict[str, Any], given: frozenset[str], options: Options
+    ctx: ToolContext, model: UpscaleModel, inputs: dict[str, Any], given: frozenset[str], options: Options
 ) -> CallToolResult:
     """Upscale with the model's `inputs` (every one, at its effective value), of which the caller set `given`.
 
@@ -57,40 +57,39 @@ async def run_upscale(
     with each image as its content's hash, are the request's identity (`Submission.request_key`),
     known before anything is uploaded. The effective `upscaleFactor` still names the saved files.
     """
-    state = app_state(ctx)
-    settings = state.settings
+    upscaler = upscaler_of(ctx)
+    settings = upscaler.settings
     folder = resolve_output_dir(options.output_dir, settings)
     sent = {name: value for name, value in inputs.items() if name == "image" or name in given}
     with scratch_folder() as scratch:
-        checked = await check_images(state, _image_fields(sent, spec), Path(scratch))
+        checked = await upscaler.check_images(_image_fields(sent, model), Path(scratch))
 
         async def make_body() -> dict[str, Any]:
-            images = await upload_images(state, checked)
-            return _api_body(sent, spec, {field: image.asset_id for field, image in images.items()})
+            images = await upscaler.upload_images(checked)
+            return _api_body(sent, model, {field: image.asset_id for field, image in images.items()})
 
         if options.dry_run:
-            estimate = await state.client.generate(spec.model_id, await make_body(), dry_run=True)
+            estimate = await upscaler.client.generate(model.model_id, await make_body(), dry_run=True)
             cost = estimate.creative_units_cost
             view = UpscaleResult(
                 jobId=None,
-                model=spec.model_id,
+                model=model.model_id,
                 status="not-submitted",
                 progress=0.0,
                 creativeUnitsCost=cost,
                 dryRun=True,
             )
             quoted = f"{cost:g} creative units" if cost is not None else "an unknown amount"
-            return structured_result(
+            return await tool_result(
                 view, f"Dry run: this upscale would cost {quoted}. Nothing was submitted."
             )
 
         wait = min(options.wait, settings.max_wait_seconds)
-        started = anyio.current_time()
-        submitted = await submit(
-            state,
+        started = upscaler.clock.now()
+        submitted = await upscaler.submit(
             Submission(
-                model_id=spec.model_id,
-                identity=_api_body(sent, spec, {field: image.identity for field, image in checked.items()}),
+                model_id=model.model_id,
+                identity=_api_body(sent, model, {field: image.identity for field, image in checked.items()}),
                 make_body=make_body,
                 parameters={key: value for key, value in sent.items() if value is not None},
                 source_stem=checked["image"].stem,
@@ -101,33 +100,26 @@ async def run_upscale(
         )
     job = submitted.job
     logger.info(
-        "job %s for %s (%s)", job.job_id, spec.model_id, "reused" if submitted.notice else "submitted"
+        "job %s for %s (%s)", job.job_id, model.model_id, "reused" if submitted.notice else "submitted"
     )
 
-    remaining = wait - (anyio.current_time() - started)
+    remaining = wait - (upscaler.clock.now() - started)
     if remaining > 0 and not job.is_terminal:
 
         async def report(update: Job) -> None:
-            await observe(state, update)
+            await upscaler.observe(update)
             await ctx.report_progress(update.progress, 1.0, f"{update.status} ({update.progress:.0%})")
 
-        job = await watch_job(
-            state.client,
-            job.job_id,
-            wait_seconds=remaining,
-            first_interval=settings.poll_initial_seconds,
-            max_interval=settings.poll_max_seconds,
-            on_update=report,
-        )
+        job = await upscaler.watch_job(job.job_id, wait_seconds=remaining, on_update=report)
     elif job.is_terminal:
         await ctx.report_progress(job.progress, 1.0, job.status)
-    return await _answer(state, job, submitted.cost, folder, submitted.notice)
+    return await _answer(upscaler, job, submitted.cost, folder, submitted.notice)
 
 
 async def _answer(
-    state: AppState, job: Job, cost: float | None, folder: Path, notice: str | None
+    upscaler: Upscaler, job: Job, cost: float | None, folder: Path, notice: str | None
 ) -> CallToolResult:
-    view, saved = await settle(state, job, folder, cost=cost, notice=notice)
+    view, saved = await settle(upscaler, job, folder, cost=cost, notice=notice)
     result = UpscaleResult.model_validate(view.model_dump())
     if job.status == "success":
         cost_text = (
@@ -149,18 +141,18 @@ async def _answer(
         lines = [f"Job {job.job_id} is {job.status} ({job.progress:.0%}).", result.next]
     if view.notice:
         lines.append(view.notice)
-    return await answer(result, " ".join(lines), saved)
+    return await tool_result(result, " ".join(lines), saved)
 
 
-def _image_fields(inputs: dict[str, Any], spec: ModelSpec) -> dict[str, str]:
+def _image_fields(inputs: dict[str, Any], model: UpscaleModel) -> dict[str, str]:
     """Every image reference in the inputs, keyed by its field name (`styleImages[2]` for list items)."""
     fields = {"image": inputs["image"]}
-    for index, reference in enumerate(inputs.get(spec.image_list_field) or []):
-        fields[f"{spec.image_list_field}[{index}]"] = reference
+    for index, reference in enumerate(inputs.get(model.image_list_field) or []):
+        fields[f"{model.image_list_field}[{index}]"] = reference
     return fields
 
 
-def _api_body(inputs: dict[str, Any], spec: ModelSpec, resolved: dict[str, str]) -> dict[str, Any]:
+def _api_body(inputs: dict[str, Any], model: UpscaleModel, resolved: dict[str, str]) -> dict[str, Any]:
     """The JSON body: the inputs with image references replaced by asset ids; a None (`seed: null`) left out."""
     body: dict[str, Any] = {}
     for name, value in inputs.items():
@@ -168,7 +160,7 @@ def _api_body(inputs: dict[str, Any], spec: ModelSpec, resolved: dict[str, str])
             continue
         if name == "image":
             value = resolved.get("image", value)
-        elif name == spec.image_list_field:
+        elif name == model.image_list_field:
             value = [resolved.get(f"{name}[{index}]", item) for index, item in enumerate(value)]
         elif isinstance(value, float) and value.is_integer():
             value = int(value)  # 2 rather than 2.0 on the wire, as in Scenario's own examples
