@@ -1,8 +1,13 @@
-"""Shared fixtures: a sandbox API served in-process, a server wired to it, and an MCP client per era."""
+"""Shared fixtures: a sandbox API served in-process, a server wired to it, and an MCP client per era.
+
+The sandbox and the server share one fake clock (`clock`, tests/fake_clock.py): job timelines,
+polling, waits and back-off run on virtual time, so no in-process test sleeps on real time. A test
+that truly depends on real time is marked `@pytest.mark.real_time`: its sandbox and server then run
+on the real clock.
+"""
 
 from __future__ import annotations
 
-import io
 import os
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -11,14 +16,23 @@ import httpx
 import pytest
 from mcp import Client
 from mcp.server.mcpserver import MCPServer
-from PIL import Image
 
 from scenario_upscale_mcp.app import create_server
+from scenario_upscale_mcp.clock import AnyioClock, Clock
 from scenario_upscale_mcp.config import Settings
 from scenario_upscale_mcp.sandbox import Sandbox
 from scenario_upscale_mcp.service import Upscaler
+from tests.fake_clock import FakeClock, hold_while_rendering
+from tests.images import png_bytes
 
 SANDBOX_URL = "http://sandbox.test/v1"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "real_time: the sandbox and the server run on the real clock instead of the shared fake one",
+    )
 
 
 @pytest.fixture
@@ -87,8 +101,30 @@ def settings(folders: dict[str, Path]) -> Settings:
 
 
 @pytest.fixture
-def sandbox() -> Sandbox:
-    return Sandbox(job_seconds=0.3)
+def clock() -> FakeClock:
+    """Virtual time, shared by the `sandbox` and the `server`: it jumps ahead once everything waits on it."""
+    return FakeClock()
+
+
+@pytest.fixture
+def shared_clock(request: pytest.FixtureRequest, clock: FakeClock) -> Clock:
+    """The clock the `sandbox` and the `server` share: `clock`, or the real one for a `real_time` test."""
+    if request.node.get_closest_marker("real_time") is not None:
+        return AnyioClock()
+    return clock
+
+
+def simulator(clock: Clock, *, job_seconds: float = 6.0, max_output_edge: int = 8192) -> Sandbox:
+    """A sandbox on `clock`; a fake clock does not move while the sandbox renders an output."""
+    sandbox = Sandbox(job_seconds=job_seconds, max_output_edge=max_output_edge, clock=clock)
+    if isinstance(clock, FakeClock):
+        hold_while_rendering(clock, sandbox)
+    return sandbox
+
+
+@pytest.fixture
+def sandbox(shared_clock: Clock) -> Sandbox:
+    return simulator(shared_clock, job_seconds=0.3)
 
 
 @pytest.fixture
@@ -103,23 +139,19 @@ def dns() -> dict[str, list[str]]:
 
 
 @pytest.fixture
-def server(settings: Settings, api: RecordingTransport, dns: dict[str, list[str]]) -> MCPServer[Upscaler]:
+def server(
+    settings: Settings, api: RecordingTransport, dns: dict[str, list[str]], shared_clock: Clock
+) -> MCPServer[Upscaler]:
     async def resolve(host: str, port: int) -> list[str]:
         return dns.get(host, [])
 
-    return create_server(settings, transport=api, resolver=resolve)
+    return create_server(settings, transport=api, resolver=resolve, clock=shared_clock)
 
 
 @pytest.fixture
 async def client(server: MCPServer[Upscaler], mode: str) -> AsyncIterator[Client]:
     async with Client(server, mode=mode) as connected:
         yield connected
-
-
-def png_bytes(width: int = 64, height: int = 48, color: tuple[int, int, int] = (200, 80, 40)) -> bytes:
-    buffer = io.BytesIO()
-    Image.new("RGB", (width, height), color).save(buffer, "PNG")
-    return buffer.getvalue()
 
 
 @pytest.fixture

@@ -15,7 +15,6 @@ Everything runs in-process over `httpx.ASGITransport`; nothing opens a socket.
 from __future__ import annotations
 
 import base64
-import io
 import json
 import re
 import typing
@@ -28,10 +27,9 @@ import httpx
 import pydantic
 import pytest
 import scenario_sdk
-from PIL import Image
 from pydantic import TypeAdapter
 from scenario_sdk import AsyncScenario
-from scenario_sdk._utils import PropertyInfo
+from scenario_sdk._utils import PropertyInfo, transform
 from scenario_sdk.pagination import AsyncJobsCursor
 from scenario_sdk.types import (
     AssetRetrieveParams,
@@ -63,11 +61,13 @@ from typing_extensions import is_typeddict
 
 from scenario_upscale_mcp.api.client import ScenarioClient
 from scenario_upscale_mcp.api.errors import ApiError
+from scenario_upscale_mcp.clock import Clock
 from scenario_upscale_mcp.config import Settings
 from scenario_upscale_mcp.sandbox import Sandbox
 from scenario_upscale_mcp.sandbox.catalogue import INPUT_TYPES, MODELS
 from scenario_upscale_mcp.sandbox.timeline import JOB_STATUSES, SandboxJob
-from tests.conftest import RecordingTransport
+from tests.conftest import RecordingTransport, simulator
+from tests.images import png_bytes
 
 pytestmark = pytest.mark.anyio
 
@@ -100,19 +100,14 @@ class DocumentedError(pydantic.BaseModel):
     details: dict[str, Any] | None = None
 
 
-def png(size: tuple[int, int] = (40, 30)) -> bytes:
-    buffer = io.BytesIO()
-    Image.new("RGB", size, (200, 80, 40)).save(buffer, "PNG")
-    return buffer.getvalue()
-
-
 def data_url(data: bytes, mime: str = "image/png") -> str:
     return f"data:{mime};base64,{base64.b64encode(data).decode()}"
 
 
 @pytest.fixture
-def sim() -> Sandbox:
-    return Sandbox(job_seconds=0.3)
+def sim(shared_clock: Clock) -> Sandbox:
+    """The simulator on the shared fake clock (tests/conftest.py)."""
+    return simulator(shared_clock, job_seconds=0.3)
 
 
 @pytest.fixture
@@ -142,7 +137,9 @@ async def sdk(sim: Sandbox) -> AsyncIterator[AsyncScenario]:
 
 
 async def upload(http: httpx.AsyncClient, data: bytes | None = None) -> str:
-    response = await http.post("/assets", json={"image": data_url(data or png()), "name": "input.png"})
+    response = await http.post(
+        "/assets", json={"image": data_url(data or png_bytes(40, 30)), "name": "input.png"}
+    )
     assert response.status_code == 200, response.text
     asset_id: str = response.json()["asset"]["id"]
     return asset_id
@@ -286,7 +283,7 @@ async def test_an_empty_page_with_a_token_parses_but_the_sdks_own_paginator_stop
 
 
 async def test_assets_parse_when_uploaded_in_either_form_read_and_converted(http: httpx.AsyncClient) -> None:
-    data = png()
+    data = png_bytes(40, 30)
     as_data_url = await http.post("/assets", json={"image": data_url(data), "name": "castle.png"})
     as_base64 = await http.post("/assets", json={"image": base64.b64encode(data).decode(), "name": "b.png"})
     uploaded = strictly(AssetUploadResponse, as_data_url.json())
@@ -305,7 +302,7 @@ async def test_assets_parse_when_uploaded_in_either_form_read_and_converted(http
 async def test_an_upload_parses_when_created_completed_and_read_in_each_status(
     http: httpx.AsyncClient, sim: Sandbox
 ) -> None:
-    data = png()
+    data = png_bytes(40, 30)
     statuses: set[str] = set()
     outcomes: dict[str, UploadRetrieveResponse] = {}
     for content in (data, b"not an image"):
@@ -334,7 +331,7 @@ async def test_an_upload_parses_when_created_completed_and_read_in_each_status(
                 if read.upload.status in {"imported", "failed"}:
                     outcomes[read.upload.status] = read
                     break
-                await anyio.sleep(0.005)
+                await sim.clock.sleep(0.005)
 
     assert statuses == {"pending", "validating", "imported", "failed"}
     assert outcomes["imported"].upload.entity_id in sim.assets
@@ -454,7 +451,7 @@ async def test_scenarios_own_sdk_drives_the_simulator_with_validation_on(
 ) -> None:
     sim.job_seconds = 30  # every job stays pending for the status filter below
     schema = await sdk.models.retrieve(V3)
-    uploaded = await sdk.assets.upload(name="castle.png", image=data_url(png()))
+    uploaded = await sdk.assets.upload(name="castle.png", image=data_url(png_bytes(40, 30)))
     asset_id = uploaded.asset.id
     job = (await sdk.generate.run_model(V3, body={"image": asset_id, "upscaleFactor": 2})).job
     for _ in range(2):
@@ -515,10 +512,15 @@ def _by_field_name(params: type, sent: Mapping[str, Any], where: str, allowed: s
     return renamed
 
 
-def check_body(params: type, body: Mapping[str, Any]) -> None:
-    """A JSON body against an SDK params TypedDict: no unknown keys, strict types, required keys present."""
+def check_body(params: type, body: Mapping[str, Any]) -> dict[str, Any]:
+    """A JSON body against an SDK params TypedDict: no unknown keys, strict types, required keys present.
+
+    Returns the body as those params (by field name), validated."""
     allowed = set(typing.get_type_hints(params)) - QUERY_PARAMS
-    TypeAdapter(params).validate_python(_by_field_name(params, body, "body", allowed), strict=True)
+    validated: dict[str, Any] = TypeAdapter(params).validate_python(
+        _by_field_name(params, body, "body", allowed), strict=True
+    )
+    return validated
 
 
 def check_query(params: type, query: Mapping[str, str]) -> None:
@@ -584,7 +586,8 @@ def params_of(request: httpx.Request) -> type:
     ],
 )
 def test_the_documented_request_bodies_fit_the_sdks_params(params: type, body: dict[str, Any]) -> None:
-    check_body(params, body)
+    """Each body validates as the params, and the SDK, given those params, sends that very body."""
+    assert transform(check_body(params, body), params) == body
 
 
 @pytest.mark.parametrize(
@@ -615,7 +618,7 @@ async def test_the_requests_our_client_sends_fit_the_sdks_params(
     with_project = settings.model_copy(update={"project_id": "proj_1"})
     async with ScenarioClient(with_project, transport=api, retry_base_seconds=0) as client:
         await client.get_model(V3)
-        asset = await client.create_asset("castle.png", png(), "image/png")
+        asset = await client.create_asset("castle.png", png_bytes(40, 30), "image/png")
         await client.get_asset(asset.id)
         await client.convert_asset(asset.id, "jpeg")
         with suppress(ApiError):  # how the client reads a 269 is not this test's business; what it sends is
@@ -625,7 +628,7 @@ async def test_the_requests_our_client_sends_fit_the_sdks_params(
         await client.get_job(answer.job.job_id)
         await client.list_jobs(created_after="2000-01-01T00:00:00Z")
         await client.cancel_job(answer.job.job_id)
-        data = png()
+        data = png_bytes(40, 30)
         upload_info = await client.create_upload(
             file_name="castle.png", content_type="image/png", file_size=len(data), parts=1
         )

@@ -19,6 +19,7 @@ from scenario_upscale_mcp.check.report import render
 from scenario_upscale_mcp.cli import main
 from scenario_upscale_mcp.config import Settings
 from scenario_upscale_mcp.sandbox import Sandbox
+from tests.fake_clock import FakeClock
 
 API_URL = "https://api.test/v1"
 KEY = "kEy-7Hq2Vx9Lm4"
@@ -180,7 +181,7 @@ def run_command(handler: Handler) -> tuple[int, str, list[httpx.Request]]:
         return await handler(request)
 
     out = io.StringIO()
-    code = check_command(out=out, transport=httpx.MockTransport(record))
+    code = check_command(out=out, transport=httpx.MockTransport(record), clock=FakeClock())
     return code, out.getvalue(), seen
 
 

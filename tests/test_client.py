@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import email.utils
 import json
 import logging
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -25,6 +27,7 @@ from scenario_upscale_mcp.api.errors import (
     SubmissionUncertainError,
 )
 from scenario_upscale_mcp.config import Settings
+from tests.fake_clock import FakeClock
 
 pytestmark = pytest.mark.anyio
 
@@ -46,7 +49,24 @@ def make_client(handler: Handler, **overrides: object) -> tuple[ScenarioClient, 
     }
     values.update(overrides)
     settings = Settings(**values)  # type: ignore[arg-type]
-    return ScenarioClient(settings, transport=httpx.MockTransport(record), retry_base_seconds=0.001), seen
+    client = ScenarioClient(
+        settings, transport=httpx.MockTransport(record), retry_base_seconds=0.001, clock=FakeClock()
+    )
+    return client, seen
+
+
+def failing_once(error: type[httpx.TransportError]) -> Handler:
+    """Raises `error` (a timeout, a refused connection) for the first request, then answers JOB."""
+    failed = False
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        nonlocal failed
+        if not failed:
+            failed = True
+            raise error(f"{error.__name__} on the first attempt", request=request)
+        return httpx.Response(200, json=JOB)
+
+    return answer
 
 
 async def test_requests_carry_basic_auth_and_the_project_id() -> None:
@@ -137,6 +157,34 @@ async def test_reads_are_retried_on_5xx_honouring_retry_after() -> None:
     assert len(seen) == 3
 
 
+async def test_the_back_off_doubles_from_its_base_on_the_injected_clock() -> None:
+    clock = FakeClock()
+    answers = iter([httpx.Response(503), httpx.Response(502), httpx.Response(200, json=JOB)])
+    settings = Settings(api_key="key", api_secret="s", base_url="https://api.test/v1")
+    transport = httpx.MockTransport(lambda r: next(answers))
+    async with ScenarioClient(settings, transport=transport, retry_base_seconds=2.0, clock=clock) as client:
+        started = clock.now()
+        job = await client.get_job("job_1")
+
+    assert job.job_id == "job_1"
+    assert clock.now() - started == pytest.approx(2.0 + 4.0, abs=1e-3)  # the base, then twice it
+
+
+async def test_a_retry_after_date_is_read_on_the_injected_clocks_time_of_day() -> None:
+    clock = FakeClock(wall_start=datetime(2030, 1, 1, tzinfo=UTC).timestamp())
+    in_three_seconds = email.utils.formatdate(clock.wall() + 3, usegmt=True)
+    answers = iter(
+        [httpx.Response(503, headers={"Retry-After": in_three_seconds}), httpx.Response(200, json=JOB)]
+    )
+    settings = Settings(api_key="key", api_secret="s", base_url="https://api.test/v1")
+    transport = httpx.MockTransport(lambda r: next(answers))
+    async with ScenarioClient(settings, transport=transport, clock=clock) as client:
+        started = clock.now()
+        await client.get_job("job_1")
+
+    assert clock.now() - started == pytest.approx(3.0, abs=1e-2)
+
+
 async def test_reads_give_up_after_three_attempts() -> None:
     client, seen = make_client(lambda r: httpx.Response(500, json={"reason": "boom"}))
     async with client:
@@ -146,19 +194,10 @@ async def test_reads_give_up_after_three_attempts() -> None:
 
 
 async def test_reads_are_retried_on_timeouts() -> None:
-    calls = 0
-
-    def answer(request: httpx.Request) -> httpx.Response:
-        nonlocal calls
-        calls += 1
-        if calls == 1:
-            raise httpx.ReadTimeout("slow", request=request)
-        return httpx.Response(200, json=JOB)
-
-    client, _ = make_client(answer)
+    client, seen = make_client(failing_once(httpx.ReadTimeout))
     async with client:
         assert (await client.get_job("job_1")).job_id == "job_1"
-    assert calls == 2
+    assert len(seen) == 2
 
 
 async def test_a_generate_answered_with_500_is_never_retried() -> None:
@@ -181,19 +220,10 @@ async def test_a_generate_that_timed_out_after_sending_is_never_retried() -> Non
 
 
 async def test_a_generate_whose_connection_never_opened_is_retried() -> None:
-    calls = 0
-
-    def answer(request: httpx.Request) -> httpx.Response:
-        nonlocal calls
-        calls += 1
-        if calls == 1:
-            raise httpx.ConnectError("refused", request=request)
-        return httpx.Response(200, json=JOB)
-
-    client, _ = make_client(answer)
+    client, seen = make_client(failing_once(httpx.ConnectError))
     async with client:
-        answer_ = await client.generate("model_upscale-v3", {"image": "asset_1"})
-    assert answer_.job is not None and calls == 2
+        answer = await client.generate("model_upscale-v3", {"image": "asset_1"})
+    assert answer.job is not None and len(seen) == 2
 
 
 async def test_a_plan_limit_is_not_retried_hot() -> None:
@@ -242,9 +272,10 @@ async def test_a_generate_answered_200_with_no_json_is_uncertain_not_rejected() 
 
 
 async def test_an_empty_success_answer_is_fine_for_a_non_billed_call() -> None:
-    client, _ = make_client(lambda r: httpx.Response(204))
+    client, seen = make_client(lambda r: httpx.Response(204))
     async with client:
-        await client.complete_upload("upload_1")
+        await client.complete_upload("upload_1")  # raises nothing
+    assert [(r.method, r.url.path) for r in seen] == [("POST", "/v1/uploads/upload_1/action")]  # no retry
 
 
 async def test_ids_stay_one_path_segment() -> None:

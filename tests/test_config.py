@@ -11,6 +11,7 @@ from mcp import Client
 from scenario_upscale_mcp.app import create_server
 from scenario_upscale_mcp.config import DEFAULT_BASE_URL, Settings
 from tests.conftest import RecordingTransport
+from tests.fake_clock import FakeClock
 
 pytestmark = pytest.mark.anyio
 
@@ -59,10 +60,10 @@ def test_secrets_never_show_in_reprs(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 async def test_without_credentials_tools_list_and_api_tools_say_what_to_set(
-    mode: str, api: RecordingTransport, tmp_path: Path
+    mode: str, api: RecordingTransport, tmp_path: Path, clock: FakeClock
 ) -> None:
     settings = Settings(output_dir=tmp_path, allowed_dirs=[tmp_path], state_dir=tmp_path)
-    server = create_server(settings, transport=api)
+    server = create_server(settings, transport=api, clock=clock)
     async with Client(server, mode=mode) as client:
         tools = (await client.list_tools()).tools
         assert len(tools) >= 3

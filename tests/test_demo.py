@@ -19,7 +19,7 @@ from PIL import Image
 
 from scenario_upscale_mcp.demo import SAMPLES
 from scenario_upscale_mcp.sandbox import Sandbox, serve_in_thread
-from tests.conftest import png_bytes
+from tests.images import png_bytes
 
 pytestmark = pytest.mark.slow
 
@@ -48,6 +48,22 @@ def scenario_api() -> Iterator[tuple[Sandbox, str]]:
     api = Sandbox(job_seconds=0.3)
     with serve_in_thread(api) as base_url:
         yield api, base_url
+
+
+def run_real_demo(
+    base_url: str, tmp_path: Path, *flags: str, stdin: int | None = subprocess.DEVNULL
+) -> subprocess.CompletedProcess[str]:
+    """`demo --real` on the castle sample with credentials in the environment, "Scenario's API" at
+    `base_url`; results go to tmp_path/out, the ledger to tmp_path/state."""
+    return run_demo(
+        str(SAMPLES / "castle.png"),
+        "--real",
+        *flags,
+        "--output-dir",
+        str(tmp_path / "out"),
+        env=CREDENTIALS | {"SCENARIO_BASE_URL": base_url, "SCENARIO_STATE_DIR": str(tmp_path / "state")},
+        stdin=stdin,
+    )
 
 
 def saved_files(folder: Path) -> list[str]:
@@ -123,13 +139,7 @@ def test_real_without_yes_and_without_a_terminal_quotes_the_cost_and_submits_not
     scenario_api: tuple[Sandbox, str], tmp_path: Path
 ) -> None:
     api, base_url = scenario_api
-    done = run_demo(
-        str(SAMPLES / "castle.png"),
-        "--real",
-        "--output-dir",
-        str(tmp_path / "out"),
-        env=CREDENTIALS | {"SCENARIO_BASE_URL": base_url, "SCENARIO_STATE_DIR": str(tmp_path / "state")},
-    )
+    done = run_real_demo(base_url, tmp_path)
 
     assert done.returncode == 2
     assert re.search(r"castle\.png\s+│ upscale_v3\s+│\s+\d+ CU", done.stdout)
@@ -147,14 +157,7 @@ def test_real_asks_before_submitting_and_a_no_submits_nothing(
     terminal, keyboard = pty.openpty()
     try:
         os.write(terminal, b"n\n")  # typed ahead: read when the question is asked
-        done = run_demo(
-            str(SAMPLES / "castle.png"),
-            "--real",
-            "--output-dir",
-            str(tmp_path / "out"),
-            env=CREDENTIALS | {"SCENARIO_BASE_URL": base_url, "SCENARIO_STATE_DIR": str(tmp_path / "state")},
-            stdin=keyboard,
-        )
+        done = run_real_demo(base_url, tmp_path, stdin=keyboard)
     finally:
         os.close(terminal)
         os.close(keyboard)
@@ -169,14 +172,7 @@ def test_real_with_yes_submits_after_showing_the_cost(
     scenario_api: tuple[Sandbox, str], tmp_path: Path
 ) -> None:
     api, base_url = scenario_api
-    done = run_demo(
-        str(SAMPLES / "castle.png"),
-        "--real",
-        "--yes",
-        "--output-dir",
-        str(tmp_path / "out"),
-        env=CREDENTIALS | {"SCENARIO_BASE_URL": base_url, "SCENARIO_STATE_DIR": str(tmp_path / "state")},
-    )
+    done = run_real_demo(base_url, tmp_path, "--yes")
 
     assert done.returncode == 0, done.stderr
     assert done.stdout.index("Cost estimate") < done.stdout.index("Results")

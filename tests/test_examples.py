@@ -23,7 +23,7 @@ from rich.console import Console
 
 from scenario_upscale_mcp.cli import DEFAULT_HTTP_HOST, DEFAULT_HTTP_PORT
 from scenario_upscale_mcp.config import Settings
-from tests.conftest import png_bytes
+from tests.images import png_bytes
 
 ROOT = Path(__file__).parents[1]
 EXAMPLES = ROOT / "examples"
@@ -199,6 +199,19 @@ async def test_upscale_folder_submits_with_wait_0_then_waits_with_bounded_concur
             assert image.size == (2 * (32 + index), 64)
 
 
+def run_upscale_folder(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    """examples/upscale_folder.py run from the command line, without the developer's SCENARIO_* variables."""
+    environment = {name: value for name, value in os.environ.items() if not name.startswith("SCENARIO_")}
+    return subprocess.run(
+        [sys.executable, str(EXAMPLES / "upscale_folder.py"), *args],
+        env=environment | {"COLUMNS": "200"} | env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
 @pytest.mark.slow
 def test_upscale_folder_runs_from_the_command_line_against_the_simulator(tmp_path: Path) -> None:
     images, output = tmp_path / "images", tmp_path / "output"
@@ -206,18 +219,11 @@ def test_upscale_folder_runs_from_the_command_line_against_the_simulator(tmp_pat
     (images / "a.png").write_bytes(png_bytes(40, 30))
     (images / "b.png").write_bytes(png_bytes(20, 20))
     (images / "notes.txt").write_text("not an image, and not picked up")
-    env = {name: value for name, value in os.environ.items() if not name.startswith("SCENARIO_")}
-    env |= {"SCENARIO_POLL_INITIAL_SECONDS": "0.3", "COLUMNS": "200"}
-    done = subprocess.run(
-        [
-            *(sys.executable, str(EXAMPLES / "upscale_folder.py"), str(images), "--sandbox"),
-            *("--model", "upscale_v3", "--factor", "2", "--output-dir", str(output)),
-        ],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
+    done = run_upscale_folder(
+        str(images),
+        "--sandbox",
+        *("--model", "upscale_v3", "--factor", "2", "--output-dir", str(output)),
+        SCENARIO_POLL_INITIAL_SECONDS="0.3",
     )
     assert done.returncode == 0, done.stdout + done.stderr
     saved = sorted(path.name for path in output.iterdir())
@@ -230,15 +236,8 @@ def test_upscale_folder_runs_from_the_command_line_against_the_simulator(tmp_pat
 @pytest.mark.slow
 def test_upscale_folder_dry_run_prints_the_total_and_submits_nothing(tmp_path: Path) -> None:
     (tmp_path / "a.png").write_bytes(png_bytes(40, 30))
-    env = {name: value for name, value in os.environ.items() if not name.startswith("SCENARIO_")}
-    env |= {"SCENARIO_OUTPUT_DIR": str(tmp_path / "output"), "COLUMNS": "200"}
-    done = subprocess.run(
-        [sys.executable, str(EXAMPLES / "upscale_folder.py"), str(tmp_path), "--sandbox", "--dry-run"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
+    done = run_upscale_folder(
+        str(tmp_path), "--sandbox", "--dry-run", SCENARIO_OUTPUT_DIR=str(tmp_path / "output")
     )
     assert done.returncode == 0, done.stdout + done.stderr
     assert re.search(r"1 images with upscale_v3: \d+ creative units\. Nothing was submitted\.", done.stdout)

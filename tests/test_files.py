@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -14,6 +13,7 @@ from PIL import Image
 from scenario_upscale_mcp.api.errors import DownloadError
 from scenario_upscale_mcp.outputs.previews import PREVIEW_MAX_BYTES, PREVIEW_MAX_EDGE, make_preview
 from scenario_upscale_mcp.outputs.writing import output_file_name, save_stream
+from tests.images import noise_png
 
 pytestmark = pytest.mark.anyio
 
@@ -63,8 +63,7 @@ def test_output_names_say_what_they_are() -> None:
 
 def test_a_huge_preview_is_bounded_in_edge_and_bytes(tmp_path: Path) -> None:
     path = tmp_path / "big.png"
-    noise = Image.frombytes("RGB", (3000, 2000), os.urandom(3000 * 2000 * 3))
-    noise.save(path)
+    path.write_bytes(noise_png((3000, 2000)))
     data, mime_type = make_preview(path)
 
     assert mime_type == "image/jpeg" and len(data) <= PREVIEW_MAX_BYTES
@@ -83,11 +82,19 @@ def test_a_transparent_preview_keeps_its_alpha(tmp_path: Path) -> None:
 
 
 async def test_a_cancelled_download_leaves_no_file_at_all(tmp_path: Path) -> None:
+    stalled = anyio.Event()
+
     async def stalls() -> AsyncIterator[bytes]:
         yield b"start"
-        await anyio.sleep(30)
+        stalled.set()
+        await anyio.sleep_forever()
         yield b"never"
 
-    with anyio.move_on_after(0.2):
+    async def download() -> None:
         await save_stream(tmp_path, "d.png", None, stalls())
+
+    async with anyio.create_task_group() as group:
+        group.start_soon(download)
+        await stalled.wait()  # the download has begun and now stalls: cancel it there
+        group.cancel_scope.cancel()
     assert list(tmp_path.iterdir()) == []

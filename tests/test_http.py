@@ -17,7 +17,7 @@ from mcp import Client
 from scenario_upscale_mcp import cli
 from scenario_upscale_mcp.sandbox import Sandbox, serve_in_thread
 from scenario_upscale_mcp.serving.http import exposure_warning
-from tests.conftest import png_bytes
+from tests.images import png_bytes
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 

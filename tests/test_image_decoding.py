@@ -9,34 +9,24 @@ from __future__ import annotations
 
 import base64
 import io
-import struct
 import zlib
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from mcp import Client
-from PIL import Image, ImageFile
+from PIL import Image
 
 from scenario_upscale_mcp.api.errors import InputError
 from scenario_upscale_mcp.config import Settings
 from scenario_upscale_mcp.images.reading import check_image_file
 from tests.conftest import RecordingTransport
+from tests.images import png_with_idat, record_decoded_sizes
 
 pytestmark = pytest.mark.anyio
 
 WIDTH, HEIGHT = 64, 48
 ROW = 1 + WIDTH * 3  # a filter-type byte, then RGB
-
-
-def chunk(kind: bytes, data: bytes) -> bytes:
-    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-
-def png_with_idat(idat: bytes) -> bytes:
-    """An 8-bit RGB PNG of WIDTH×HEIGHT whose one IDAT chunk holds `idat`, every CRC correct."""
-    header = struct.pack(">IIBBBBB", WIDTH, HEIGHT, 8, 2, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
 
 
 def rows() -> bytes:
@@ -46,18 +36,21 @@ def rows() -> bytes:
 
 def broken_deflate() -> bytes:
     compressed = zlib.compress(rows())
-    return png_with_idat(compressed[:2] + b"\xff" * (len(compressed) - 2))  # a zlib header, then garbage
+    garbage = compressed[:2] + b"\xff" * (len(compressed) - 2)  # a zlib header, then garbage
+    return png_with_idat(WIDTH, HEIGHT, garbage)
 
 
 def unknown_filter() -> bytes:
     raw = bytearray(rows())
     raw[10 * ROW] = 7  # row 10 names filter type 7; PNG has 0-4
-    return png_with_idat(zlib.compress(bytes(raw)))
+    return png_with_idat(WIDTH, HEIGHT, zlib.compress(bytes(raw)))
 
 
 def pixel_stream_cut_short() -> bytes:
     compressed = zlib.compress(rows())
-    return png_with_idat(compressed[: len(compressed) // 2])  # the stream stops mid-image; chunks are intact
+    return png_with_idat(
+        WIDTH, HEIGHT, compressed[: len(compressed) // 2]
+    )  # the stream stops mid-image; chunks are intact
 
 
 def truncated_jpeg() -> bytes:
@@ -67,7 +60,7 @@ def truncated_jpeg() -> bytes:
 
 
 def truncated_png_file() -> bytes:
-    good = png_with_idat(zlib.compress(rows()))
+    good = png_with_idat(WIDTH, HEIGHT, zlib.compress(rows()))
     return good[: len(good) - 30]  # cut inside the IDAT chunk: already caught by verify()
 
 
@@ -83,9 +76,16 @@ PASSES_VERIFY = ["broken-deflate.png", "unknown-filter.png", "cut-short.png", "t
 
 @pytest.mark.parametrize("name", PASSES_VERIFY)
 def test_the_damaged_files_pass_pillows_verify(name: str) -> None:
-    """The premise: a structure check alone lets these through."""
-    with Image.open(io.BytesIO(DAMAGED[name]())) as image:
-        image.verify()
+    """The premise: a structure check alone lets these through, though their pixels do not decode."""
+    data = DAMAGED[name]()
+    with Image.open(io.BytesIO(data)) as image:
+        image.verify()  # raises nothing
+        assert image.format == ("JPEG" if name.endswith(".jpg") else "PNG")
+    with (
+        Image.open(io.BytesIO(data)) as image,
+        pytest.raises(OSError, match=r"broken|unrecognized|truncated"),
+    ):
+        image.load()
 
 
 @pytest.mark.parametrize("name", list(DAMAGED))
@@ -117,15 +117,7 @@ async def test_a_damaged_image_in_a_data_uri_is_refused_the_same_way(
 @pytest.fixture
 def decoded_sizes(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, int]]:
     """The size of every pixel buffer Pillow allocates to decode a file into."""
-    sizes: list[tuple[int, int]] = []
-    prepare = ImageFile.ImageFile.load_prepare
-
-    def recording(self: ImageFile.ImageFile) -> None:
-        sizes.append(self.size)
-        prepare(self)
-
-    monkeypatch.setattr(ImageFile.ImageFile, "load_prepare", recording)
-    return sizes
+    return record_decoded_sizes(monkeypatch)
 
 
 def test_a_jpeg_is_decoded_at_an_eighth_of_its_size(

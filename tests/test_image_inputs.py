@@ -20,7 +20,9 @@ from scenario_upscale_mcp.app import create_server
 from scenario_upscale_mcp.config import Settings
 from scenario_upscale_mcp.images.references import DataReference, UrlReference
 from scenario_upscale_mcp.images.sources import decode_data_uri, fetch_url
-from tests.conftest import RecordingTransport, png_bytes
+from tests.conftest import RecordingTransport
+from tests.fake_clock import FakeClock
+from tests.images import png_bytes
 
 pytestmark = pytest.mark.anyio
 
@@ -90,12 +92,12 @@ async def test_an_image_over_the_pixel_cap_is_refused_as_a_bomb(
 
 
 async def test_a_file_over_the_size_cap_is_refused(
-    settings: Settings, api: RecordingTransport, folders: dict[str, Path], mode: str
+    settings: Settings, api: RecordingTransport, folders: dict[str, Path], mode: str, clock: FakeClock
 ) -> None:
     path = folders["images"] / "huge.png"
     path.write_bytes(png_bytes() + os.urandom(300_000))
     small_cap = settings.model_copy(update={"max_input_bytes": 200_000})
-    async with Client(create_server(small_cap, transport=api), mode=mode) as client:
+    async with Client(create_server(small_cap, transport=api, clock=clock), mode=mode) as client:
         text = await refusal(client, str(path))
     assert "the limit is 200,000 bytes" in text and "SCENARIO_MAX_INPUT_BYTES" in text
     assert api.requests == []
@@ -227,10 +229,10 @@ async def test_a_base64_data_uri_may_carry_percent_escapes_and_line_breaks(clien
     ],
 )
 async def test_percent_encoded_data_uris_get_the_image_checks(
-    settings: Settings, api: RecordingTransport, mode: str, reference: str, expected: str
+    settings: Settings, api: RecordingTransport, mode: str, reference: str, expected: str, clock: FakeClock
 ) -> None:
     small_cap = settings.model_copy(update={"max_input_bytes": 60_000})
-    async with Client(create_server(small_cap, transport=api), mode=mode) as client:
+    async with Client(create_server(small_cap, transport=api, clock=clock), mode=mode) as client:
         text = await refusal(client, reference)
     assert expected in text
     assert "base64" not in text or "base64" in reference

@@ -16,7 +16,8 @@ import pytest
 from mcp import Client
 
 from scenario_upscale_mcp.images.public_hosts import refusal
-from tests.conftest import RecordingTransport, png_bytes
+from tests.conftest import RecordingTransport
+from tests.images import png_bytes
 
 pytestmark = pytest.mark.anyio
 

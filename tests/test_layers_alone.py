@@ -20,7 +20,8 @@ from scenario_upscale_mcp.jobs.async_ledger import AsyncLedger
 from scenario_upscale_mcp.jobs.ledger import Ledger
 from scenario_upscale_mcp.jobs.submission import Submission, Submitter, submit
 from scenario_upscale_mcp.sandbox import Sandbox
-from tests.conftest import SANDBOX_URL, RecordingTransport, png_bytes
+from tests.conftest import SANDBOX_URL, RecordingTransport
+from tests.images import png_bytes
 
 pytestmark = pytest.mark.anyio
 

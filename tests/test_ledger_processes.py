@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -12,7 +11,8 @@ import pytest
 from mcp import Client, StdioServerParameters
 
 from scenario_upscale_mcp.sandbox import Sandbox, serve_in_thread
-from tests.conftest import png_bytes
+from tests.images import png_bytes
+from tests.servers import stdio_params, structured
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 
@@ -26,27 +26,11 @@ def shared_api() -> Iterator[tuple[Sandbox, str]]:
 
 
 def server_params(base_url: str, tmp_path: Path) -> StdioServerParameters:
-    return StdioServerParameters(
-        command=sys.executable,
-        args=["-m", "scenario_upscale_mcp"],
-        env={
-            "SCENARIO_SANDBOX": "1",
-            "SCENARIO_BASE_URL": base_url,
-            "SCENARIO_ALLOWED_DIRS": str(tmp_path / "images"),
-            "SCENARIO_OUTPUT_DIR": str(tmp_path / "output"),
-            "SCENARIO_STATE_DIR": str(tmp_path / "state"),
-            "SCENARIO_POLL_INITIAL_SECONDS": "0.1",
-            "SCENARIO_LOG_LEVEL": "WARNING",
-        },
-    )
+    return stdio_params(base_url, tmp_path, SCENARIO_POLL_INITIAL_SECONDS="0.1")
 
 
 async def call(client: Client, tool: str, arguments: dict[str, Any]) -> dict[str, Any]:
-    result = await client.call_tool(tool, arguments)
-    assert not result.is_error, result.content
-    content: dict[str, Any] | None = result.structured_content
-    assert content is not None
-    return content
+    return structured(await client.call_tool(tool, arguments))
 
 
 async def test_the_ledger_survives_a_restart(shared_api: tuple[Sandbox, str], tmp_path: Path) -> None:

@@ -13,7 +13,10 @@ from mcp import Client, MCPError
 from scenario_upscale_mcp.app import create_server
 from scenario_upscale_mcp.config import Settings
 from scenario_upscale_mcp.sandbox import Sandbox
-from tests.conftest import RecordingTransport, png_bytes
+from tests.conftest import RecordingTransport
+from tests.fake_clock import FakeClock
+from tests.images import png_bytes
+from tests.servers import structured
 
 pytestmark = pytest.mark.anyio
 
@@ -27,11 +30,7 @@ def generate_posts(api: RecordingTransport) -> int:
 
 
 async def upscale(client: Client, **arguments: Any) -> dict[str, Any]:
-    result = await client.call_tool("upscale_v3", arguments)
-    assert not result.is_error, result.content
-    content: dict[str, Any] | None = result.structured_content
-    assert content is not None
-    return content
+    return structured(await client.call_tool("upscale_v3", arguments))
 
 
 async def test_an_identical_request_while_running_returns_the_same_job(
@@ -131,13 +130,13 @@ async def test_a_lost_answer_whose_job_cannot_be_found_blocks_an_identical_retry
 
 
 async def test_the_plan_limit_is_retried_a_few_times_spaced_then_explained(
-    client: Client, api: RecordingTransport, sandbox: Sandbox
+    client: Client, api: RecordingTransport, sandbox: Sandbox, clock: FakeClock
 ) -> None:
     sandbox.faults.plan_limit = 1
     sandbox.faults.retry_after_seconds = 0.2
     sandbox.job_seconds = 60
     running = await upscale(client, image=sandbox.add_asset(png_bytes(), "a.png"), wait=0)
-    started = anyio.current_time()
+    started = clock.now()
 
     result = await client.call_tool(
         "upscale_v3", {"image": sandbox.add_asset(png_bytes(8, 8), "b.png"), "wait": 5}
@@ -148,7 +147,7 @@ async def test_the_plan_limit_is_retried_a_few_times_spaced_then_explained(
     assert "limit of 1 on jobs running at once" in text
     assert running["jobId"] in text  # the jobs in flight, from the ledger
     assert generate_posts(api) == 1 + 3  # three attempts for the second request, no more
-    assert anyio.current_time() - started >= 0.4  # spaced by Retry-After, not a hot loop
+    assert clock.now() - started >= 0.4  # spaced by Retry-After, not a hot loop
 
 
 async def test_the_plan_limit_clears_when_a_running_job_finishes_within_wait(
@@ -164,11 +163,11 @@ async def test_the_plan_limit_clears_when_a_running_job_finishes_within_wait(
 
 
 async def test_max_parallel_jobs_queues_submissions_client_side(
-    settings: Settings, api: RecordingTransport, sandbox: Sandbox, mode: str
+    settings: Settings, api: RecordingTransport, sandbox: Sandbox, mode: str, clock: FakeClock
 ) -> None:
     sandbox.job_seconds = 0.5
     capped = settings.model_copy(update={"max_parallel_jobs": 1})
-    async with Client(create_server(capped, transport=api), mode=mode) as client:
+    async with Client(create_server(capped, transport=api, clock=clock), mode=mode) as client:
         first = await upscale(client, image=sandbox.add_asset(png_bytes(), "a.png"), wait=0)
         second = await upscale(client, image=sandbox.add_asset(png_bytes(8, 8), "b.png"), wait=20)
 
@@ -180,11 +179,11 @@ async def test_max_parallel_jobs_queues_submissions_client_side(
 
 
 async def test_max_parallel_jobs_refuses_when_the_wait_runs_out(
-    settings: Settings, api: RecordingTransport, sandbox: Sandbox, mode: str
+    settings: Settings, api: RecordingTransport, sandbox: Sandbox, mode: str, clock: FakeClock
 ) -> None:
     sandbox.job_seconds = 60
     capped = settings.model_copy(update={"max_parallel_jobs": 1})
-    async with Client(create_server(capped, transport=api), mode=mode) as client:
+    async with Client(create_server(capped, transport=api, clock=clock), mode=mode) as client:
         first = await upscale(client, image=sandbox.add_asset(png_bytes(), "a.png"), wait=0)
         result = await client.call_tool(
             "upscale_v3", {"image": sandbox.add_asset(png_bytes(8, 8), "b.png"), "wait": 0.3}
@@ -231,13 +230,13 @@ async def test_two_identical_requests_at_the_same_moment_make_one_job(
 
 
 async def test_an_earlier_job_that_failed_unseen_is_not_returned_again(
-    client: Client, api: RecordingTransport, sandbox: Sandbox
+    client: Client, api: RecordingTransport, sandbox: Sandbox, clock: FakeClock
 ) -> None:
     sandbox.faults.fail_next_jobs = 1
     sandbox.job_seconds = 0.05
     asset = sandbox.add_asset(png_bytes(), "a.png")
     first = await upscale(client, image=asset, wait=0)  # never polled: the ledger still says pending
-    await anyio.sleep(0.2)
+    await clock.sleep(0.2)
     again = await upscale(client, image=asset, wait=20)
 
     assert again["jobId"] != first["jobId"] and again["status"] == "success"

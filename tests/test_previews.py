@@ -8,7 +8,6 @@ without a preview, saying why, when an image is too large to decode at all.
 from __future__ import annotations
 
 import io
-import struct
 import subprocess
 import sys
 import textwrap
@@ -18,7 +17,7 @@ from pathlib import Path
 import pytest
 from mcp import Client
 from mcp.types import ResourceLink, TextContent
-from PIL import Image, ImageFile
+from PIL import Image
 
 from scenario_upscale_mcp.config import Settings
 from scenario_upscale_mcp.outputs import previews
@@ -30,6 +29,7 @@ from scenario_upscale_mcp.outputs.previews import (
     make_preview,
 )
 from scenario_upscale_mcp.sandbox import Sandbox
+from tests.images import RGBA, png_with_idat, record_decoded_sizes
 
 pytestmark = pytest.mark.anyio
 
@@ -37,17 +37,12 @@ HUGE_EDGE = 13_000
 PILLOW_DEFAULT_MAX_IMAGE_PIXELS = 1024 * 1024 * 1024 // 4 // 3  # Pillow's own default
 
 
-def chunk(kind: bytes, data: bytes) -> bytes:
-    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-
 def blank_rgba_png(width: int, height: int) -> bytes:
     """A transparent RGBA PNG, compressed row by row so the test never holds its pixels either."""
     row = b"\x00" + bytes(width * 4)
     compressor = zlib.compressobj(9)
     idat = b"".join(compressor.compress(row) for _ in range(height)) + compressor.flush()
-    header = struct.pack(">IIBBBBB", width, height, 8, 6, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
+    return png_with_idat(width, height, idat, RGBA)
 
 
 @pytest.fixture(scope="module")
@@ -60,15 +55,7 @@ def huge_png(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture
 def decoded_sizes(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, int]]:
     """The size of every pixel buffer Pillow allocates to decode a file into."""
-    sizes: list[tuple[int, int]] = []
-    prepare = ImageFile.ImageFile.load_prepare
-
-    def recording(self: ImageFile.ImageFile) -> None:
-        sizes.append(self.size)
-        prepare(self)
-
-    monkeypatch.setattr(ImageFile.ImageFile, "load_prepare", recording)
-    return sizes
+    return record_decoded_sizes(monkeypatch)
 
 
 @pytest.fixture

@@ -6,19 +6,19 @@ from __future__ import annotations
 
 import base64
 import os
-import sys
 from pathlib import Path
 from typing import Any
 
 import anyio
 import pytest
-from mcp import Client, StdioServerParameters
+from mcp import Client
 from mcp.types import TextContent
 
 from scenario_upscale_mcp.jobs.ledger import Ledger, LedgerError
 from scenario_upscale_mcp.sandbox import Sandbox, serve_in_thread
-from tests.conftest import RecordingTransport, png_bytes
-from tests.tools.test_upload_image import noise_png
+from tests.conftest import RecordingTransport
+from tests.images import png_bytes, write_noise_png
+from tests.servers import stdio_params, structured
 
 pytestmark = pytest.mark.anyio
 
@@ -28,11 +28,7 @@ def generate_posts(api: RecordingTransport) -> int:
 
 
 async def upscale(client: Client, arguments: dict[str, Any]) -> dict[str, Any]:
-    result = await client.call_tool("upscale_v3", arguments)
-    assert not result.is_error, result.content
-    content: dict[str, Any] | None = result.structured_content
-    assert content is not None
-    return content
+    return structured(await client.call_tool("upscale_v3", arguments))
 
 
 async def at_once(client: Client, arguments: dict[str, Any], times: int) -> list[dict[str, Any]]:
@@ -110,7 +106,7 @@ async def test_the_bytes_uploaded_are_the_bytes_checked_even_if_the_file_is_swap
 ) -> None:
     """A large file is uploaded in parts, read while the upload runs: swapped for a symlink to an
     outside, non-image file once the upload has begun, it must still be the checked bytes that arrive."""
-    image = noise_png(folders["images"] / "big.png", 7)
+    image = write_noise_png(folders["images"] / "big.png", 7)
     checked = image.read_bytes()
     outside = tmp_path / "secret.bin"
     outside.write_bytes(b"outside the allowed folders, not an image" * 200_000)
@@ -141,18 +137,7 @@ async def test_two_server_processes_at_the_same_instant_make_one_upload_and_one_
     image = images / "hero.png"
     image.write_bytes(png_bytes(50, 40))
     with serve_in_thread(sandbox) as base_url:
-        params = StdioServerParameters(
-            command=sys.executable,
-            args=["-m", "scenario_upscale_mcp"],
-            env={
-                "SCENARIO_SANDBOX": "1",
-                "SCENARIO_BASE_URL": base_url,
-                "SCENARIO_ALLOWED_DIRS": str(images),
-                "SCENARIO_OUTPUT_DIR": str(tmp_path / "output"),
-                "SCENARIO_STATE_DIR": str(tmp_path / "state"),
-                "SCENARIO_LOG_LEVEL": "WARNING",
-            },
-        )
+        params = stdio_params(base_url, tmp_path)  # images from tmp_path/images
         ready = anyio.Event()
         answers: list[dict[str, Any]] = []
         connected = 0

@@ -6,7 +6,6 @@ import argparse
 import base64
 import io
 import math
-import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import asdict, fields
@@ -19,10 +18,14 @@ import pytest
 from PIL import Image
 
 from scenario_upscale_mcp.cli import build_parser
+from scenario_upscale_mcp.clock import Clock
 from scenario_upscale_mcp.sandbox import Sandbox, serve_in_thread
 from scenario_upscale_mcp.sandbox.faults import FAULT_KINDS, Faults
 from scenario_upscale_mcp.sandbox.uploads import MIN_PART_BYTES
 from scenario_upscale_mcp.sandbox.wire_format import SANDBOX_HEADER
+from tests.conftest import simulator
+from tests.fake_clock import FakeClock
+from tests.images import noise_png
 
 pytestmark = pytest.mark.anyio
 
@@ -42,32 +45,6 @@ def image_bytes(size: tuple[int, int] = (40, 30), image_format: str = "PNG") -> 
     return buffer.getvalue()
 
 
-def noise_png(size: tuple[int, int]) -> bytes:
-    """Random pixels barely compress: a PNG about as large as its raw pixels."""
-    image = Image.frombytes("RGB", size, os.urandom(size[0] * size[1] * 3))
-    buffer = io.BytesIO()
-    image.save(buffer, "PNG", compress_level=1)
-    return buffer.getvalue()
-
-
-class FakeClock:
-    """Time that moves only when told to: `now` (monotonic) and `wall` (the epoch) advance together."""
-
-    def __init__(self, start: datetime) -> None:
-        self.monotonic = 1000.0
-        self.epoch = start.timestamp()
-
-    def now(self) -> float:
-        return self.monotonic
-
-    def wall(self) -> float:
-        return self.epoch
-
-    def advance(self, seconds: float) -> None:
-        self.monotonic += seconds
-        self.epoch += seconds
-
-
 @asynccontextmanager
 async def api_client(sim: Sandbox) -> AsyncIterator[httpx.AsyncClient]:
     transport = httpx.ASGITransport(app=sim.app)
@@ -76,8 +53,9 @@ async def api_client(sim: Sandbox) -> AsyncIterator[httpx.AsyncClient]:
 
 
 @pytest.fixture
-def sim() -> Sandbox:
-    return Sandbox(job_seconds=0.2)
+def sim(shared_clock: Clock) -> Sandbox:
+    """The simulator on the shared fake clock (tests/conftest.py): its jobs take 0.2 s of virtual time."""
+    return simulator(shared_clock, job_seconds=0.2)
 
 
 @pytest.fixture
@@ -106,8 +84,10 @@ async def generate(http: httpx.AsyncClient, model: str, body: dict[str, Any]) ->
     return await http.post(f"/generate/custom/{model}", json=body)
 
 
-async def wait_for_job(http: httpx.AsyncClient, job_id: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """Poll until terminal; return the final job and every snapshot seen."""
+async def wait_for_job(
+    http: httpx.AsyncClient, sim: Sandbox, job_id: str
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Poll until terminal, every 5 ms on the simulator's clock; return the final job and every snapshot seen."""
     snapshots: list[dict[str, Any]] = []
     with anyio.fail_after(5):
         while True:
@@ -117,16 +97,16 @@ async def wait_for_job(http: httpx.AsyncClient, job_id: str) -> tuple[dict[str, 
             snapshots.append(job)
             if job["status"] in TERMINAL:
                 return job, snapshots
-            await anyio.sleep(0.005)
+            await sim.clock.sleep(0.005)
 
 
-async def wait_for_upload(http: httpx.AsyncClient, upload_id: str) -> dict[str, Any]:
+async def wait_for_upload(http: httpx.AsyncClient, sim: Sandbox, upload_id: str) -> dict[str, Any]:
     with anyio.fail_after(5):
         while True:
             upload: dict[str, Any] = (await http.get(f"/uploads/{upload_id}")).json()["upload"]
             if upload["status"] in {"imported", "failed"}:
                 return upload
-            await anyio.sleep(0.005)
+            await sim.clock.sleep(0.005)
 
 
 def error_of(response: httpx.Response) -> dict[str, Any]:
@@ -307,7 +287,7 @@ async def test_cdn_urls_are_signed_and_can_be_made_to_expire(
 
 
 async def test_signed_urls_expire_on_the_sandboxs_clock_after_24_hours() -> None:
-    clock = FakeClock(datetime(2026, 1, 1, tzinfo=UTC))
+    clock = FakeClock(wall_start=datetime(2026, 1, 1, tzinfo=UTC).timestamp(), tick=0)
     sim = Sandbox(clock=clock)
     async with api_client(sim) as http, httpx.AsyncClient(transport=httpx.ASGITransport(app=sim.app)) as cdn:
         asset_id = await upload(http, image_bytes())
@@ -530,7 +510,7 @@ async def test_a_job_moves_through_the_real_statuses_to_a_really_upscaled_image(
     accepted = await generate(http, V3, inputs)
     assert accepted.status_code == 200
     assert accepted.json()["creativeUnitsCost"] == accepted.json()["job"]["billing"]["cuCost"]
-    job, snapshots = await wait_for_job(http, accepted.json()["job"]["jobId"])
+    job, snapshots = await wait_for_job(http, sim, accepted.json()["job"]["jobId"])
 
     order = ["pending", "queued", "warming-up", "in-progress", "finalizing", "success"]
     seen = [snapshot["status"] for snapshot in snapshots]
@@ -556,7 +536,7 @@ async def test_a_job_moves_through_the_real_statuses_to_a_really_upscaled_image(
 
 
 async def test_a_fake_clock_drives_a_ten_minute_job_to_success_without_waiting_for_it() -> None:
-    clock = FakeClock(datetime(2026, 1, 1, tzinfo=UTC))
+    clock = FakeClock(wall_start=datetime(2026, 1, 1, tzinfo=UTC).timestamp(), tick=0)
     sim = Sandbox(job_seconds=600, clock=clock)
     async with api_client(sim) as http:
         asset_id = await upload(http, image_bytes((40, 30)))
@@ -586,15 +566,15 @@ async def test_a_fake_clock_drives_a_ten_minute_job_to_success_without_waiting_f
     assert (sim.assets[output_id].width, sim.assets[output_id].height) == (80, 60)
 
 
-async def test_outputs_are_capped_at_the_simulators_max_output_edge() -> None:
-    sim = Sandbox(job_seconds=0.05, max_output_edge=100)
+async def test_outputs_are_capped_at_the_simulators_max_output_edge(clock: FakeClock) -> None:
+    sim = simulator(clock, job_seconds=0.05, max_output_edge=100)
     transport = httpx.ASGITransport(app=sim.app)
     async with httpx.AsyncClient(transport=transport, base_url=BASE_URL, auth=("k", "s")) as http:
         asset_id = await upload(http, image_bytes((40, 30)))
         job_id = (await generate(http, TEXTURE, {"image": asset_id, "upscaleFactor": 4})).json()["job"][
             "jobId"
         ]
-        job, _ = await wait_for_job(http, job_id)
+        job, _ = await wait_for_job(http, sim, job_id)
 
     [output_id] = job["metadata"]["assetIds"]
     assert (sim.assets[output_id].width, sim.assets[output_id].height) == (100, 75)
@@ -607,10 +587,10 @@ async def test_fail_next_jobs_makes_the_next_job_fail_with_an_error_and_a_hint(
     sim.faults.fail_next_jobs = 1
 
     failed, _ = await wait_for_job(
-        http, (await generate(http, V3, {"image": asset_id})).json()["job"]["jobId"]
+        http, sim, (await generate(http, V3, {"image": asset_id})).json()["job"]["jobId"]
     )
     succeeded, _ = await wait_for_job(
-        http, (await generate(http, V3, {"image": asset_id})).json()["job"]["jobId"]
+        http, sim, (await generate(http, V3, {"image": asset_id})).json()["job"]["jobId"]
     )
 
     assert failed["status"] == "failure"
@@ -642,7 +622,7 @@ async def test_the_plan_limit_answers_429_until_a_running_job_finishes(
     }
     assert refused.headers["retry-after"] == "2"
     assert len(sim.jobs) == 1
-    await wait_for_job(http, first.json()["job"]["jobId"])
+    await wait_for_job(http, sim, first.json()["job"]["jobId"])
     assert (await generate(http, V3, {"image": asset_id})).status_code == 200
 
 
@@ -710,11 +690,11 @@ async def test_server_errors_answer_500_before_anything_else(sim: Sandbox) -> No
 
 async def test_latency_slows_every_api_answer(http: httpx.AsyncClient, sim: Sandbox) -> None:
     sim.faults.latency_seconds = 0.1
-    started = anyio.current_time()
+    started = sim.clock.now()
 
     await http.get("/jobs")
 
-    assert anyio.current_time() - started >= 0.1
+    assert sim.clock.now() - started >= 0.1
 
 
 async def test_cancel_is_refused_by_default_as_the_real_api_usually_does(
@@ -760,8 +740,8 @@ async def test_jobs_can_be_found_by_creation_time_and_status(http: httpx.AsyncCl
     sim.job_seconds = 30
     asset_id = await upload(http, image_bytes())
     older = (await generate(http, V3, {"image": asset_id})).json()["job"]
-    await anyio.sleep(0.01)
-    since = datetime.now(UTC).isoformat()
+    await sim.clock.sleep(0.01)
+    since = datetime.fromtimestamp(sim.clock.wall(), UTC).isoformat()
     newer = (await generate(http, V3, {"image": asset_id, "seed": 1})).json()["job"]
     newest = (await generate(http, V3, {"image": asset_id, "seed": 2})).json()["job"]
 
@@ -918,7 +898,7 @@ async def test_a_7_mb_image_uploads_in_two_parts_and_becomes_a_usable_asset(
         assert put.status_code == 200 and put.headers["etag"]
     completed = await http.post(f"/uploads/{upload_info['id']}/action", json={"action": "complete"})
     assert completed.json()["upload"]["status"] == "validating"
-    final = await wait_for_upload(http, upload_info["id"])
+    final = await wait_for_upload(http, sim, upload_info["id"])
 
     assert final["status"] == "imported"
     assert sim.uploads[upload_info["id"]].parts_received == 2
@@ -969,7 +949,12 @@ async def test_a_part_url_with_a_bad_signature_is_forbidden(
     ],
 )
 async def test_an_upload_that_does_not_add_up_to_an_image_fails(
-    http: httpx.AsyncClient, storage: httpx.AsyncClient, sizes: tuple[int, ...], payload: bytes, reason: str
+    http: httpx.AsyncClient,
+    storage: httpx.AsyncClient,
+    sim: Sandbox,
+    sizes: tuple[int, ...],
+    payload: bytes,
+    reason: str,
 ) -> None:
     created = await http.post(
         "/uploads", json={"fileName": "a.png", "fileSize": sum(sizes), "parts": len(sizes), "kind": "image"}
@@ -981,7 +966,7 @@ async def test_an_upload_that_does_not_add_up_to_an_image_fails(
         offset += size
     await http.post(f"/uploads/{upload_info['id']}/action", json={"action": "complete"})
 
-    final = await wait_for_upload(http, upload_info["id"])
+    final = await wait_for_upload(http, sim, upload_info["id"])
 
     assert final["status"] == "failed"
     assert reason in final["errorMessage"]

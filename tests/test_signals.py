@@ -10,7 +10,6 @@ Every process is spawned on loopback with temporary folders, and every wait has 
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import select
@@ -22,17 +21,17 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import suppress
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import anyio
 import httpx
 import pytest
 from mcp import Client
-from PIL import Image
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from scenario_upscale_mcp.sandbox import Sandbox, serve_in_thread
 from scenario_upscale_mcp.serving.stdio import _read_lines
+from tests.images import noise_png, noise_size
 from tests.test_http import free_loopback_port, wait_until_listening
 from tests.test_stdio import installed_command
 
@@ -64,25 +63,65 @@ def server_env(tmp_path: Path, **extra: str) -> dict[str, str]:
     }
 
 
-class StdioServer:
-    """The installed server spawned over a pipe, spoken to in raw JSON-RPC lines (legacy handshake)."""
+class ServerProcess:
+    """The installed server in a process of its own, its stderr written to `log`."""
 
-    def __init__(self, env: dict[str, str], log: Path) -> None:
+    def __init__(self, args: list[str], env: dict[str, str], log: Path, *, pipes: bool) -> None:
         self.log = log
+        stream = subprocess.PIPE if pipes else subprocess.DEVNULL
         with log.open("wb") as stderr:
             self.process = subprocess.Popen(
-                [installed_command()],
-                env=env,
-                cwd="/",
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                stderr=stderr,
+                [installed_command(), *args], env=env, cwd="/", stdin=stream, stdout=stream, stderr=stderr
             )
-        self._pending = b""
-        self._next_id = 0
 
     def stderr(self) -> str:
         return self.log.read_text(errors="replace")
+
+    def stop_with(self, signum: int, within: float = STOP_SECONDS) -> float:
+        """Send `signum`; return how long the server took to exit (failing past `within` seconds)."""
+        sent = time.monotonic()
+        self.process.send_signal(signum)
+        try:
+            self.process.wait(timeout=within)
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"still running {within:g} s after {signal.Signals(signum).name}:\n{self.stderr()}")
+        return time.monotonic() - sent
+
+    def close(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(timeout=10)
+        for stream in (self.process.stdin, self.process.stdout):
+            if stream is not None:
+                stream.close()
+
+
+Spawned = TypeVar("Spawned", bound=ServerProcess)
+
+
+def spawner(
+    kind: Callable[[dict[str, str], Path], Spawned], logs: Path, name: str
+) -> Iterator[Callable[[dict[str, str]], Spawned]]:
+    """For a fixture: a function that spawns a server with the given environment; all are closed after."""
+    servers: list[Spawned] = []
+
+    def spawn(env: dict[str, str]) -> Spawned:
+        server = kind(env, logs / f"{name}-{len(servers)}.log")
+        servers.append(server)
+        return server
+
+    yield spawn
+    for server in servers:
+        server.close()
+
+
+class StdioServer(ServerProcess):
+    """The installed server spawned over a pipe, spoken to in raw JSON-RPC lines (legacy handshake)."""
+
+    def __init__(self, env: dict[str, str], log: Path) -> None:
+        super().__init__([], env, log, pipes=True)
+        self._pending = b""
+        self._next_id = 0
 
     def wait_until_serving(self) -> None:
         deadline = time.monotonic() + START_SECONDS
@@ -140,37 +179,10 @@ class StdioServer:
         assert initialized["serverInfo"]["name"] == "scenario-upscale-mcp"
         self.send({"jsonrpc": "2.0", "method": "notifications/initialized"})
 
-    def stop_with(self, signum: int, within: float = STOP_SECONDS) -> float:
-        """Send `signum`; return how long the server took to exit (failing past `within` seconds)."""
-        sent = time.monotonic()
-        self.process.send_signal(signum)
-        try:
-            self.process.wait(timeout=within)
-        except subprocess.TimeoutExpired:
-            pytest.fail(f"still running {within:g} s after {signal.Signals(signum).name}:\n{self.stderr()}")
-        return time.monotonic() - sent
-
-    def close(self) -> None:
-        if self.process.poll() is None:
-            self.process.kill()
-            self.process.wait(timeout=10)
-        for stream in (self.process.stdin, self.process.stdout):
-            if stream is not None:
-                stream.close()
-
 
 @pytest.fixture
 def spawn_stdio(tmp_path: Path) -> Iterator[Callable[[dict[str, str]], StdioServer]]:
-    servers: list[StdioServer] = []
-
-    def spawn(env: dict[str, str]) -> StdioServer:
-        server = StdioServer(env, tmp_path / f"server-{len(servers)}.log")
-        servers.append(server)
-        return server
-
-    yield spawn
-    for server in servers:
-        server.close()
+    yield from spawner(StdioServer, tmp_path, "server")
 
 
 def assert_stopped_cleanly(signum: int, returncode: int | None, stderr: str) -> None:
@@ -207,14 +219,17 @@ def test_a_signal_stops_the_stdio_server_after_a_handshake_and_closes_what_it_op
     missing = server.call("tools/call", {"name": "get_job", "arguments": {"jobId": "job_missing"}})
     assert missing.get("isError"), missing  # the simulator answered 404
     assert "using the built-in simulator" in server.stderr()
-    [wal] = (tmp_path / "state").rglob("*-wal")  # the ledger is open (SQLite in WAL mode)
+    # The ledger and the simulator's state folder are open (SQLite in WAL mode).
+    wals = sorted((tmp_path / "state").rglob("*-wal"))
+    assert [wal.name for wal in wals] == ["ledger.sqlite3-wal", "simulator.sqlite3-wal"]
 
     server.stop_with(signum)
 
     stderr = server.stderr()
     assert_stopped_cleanly(signum, server.process.returncode, stderr)
     assert "Finished server process" in stderr  # the simulator's uvicorn stopped, not killed
-    assert not wal.exists()  # SQLite removes the WAL file when the last connection closes
+    # SQLite removes a WAL file when its last connection closes.
+    assert not [wal for wal in wals if wal.exists()]
 
 
 def test_a_second_signal_does_not_break_the_stop(
@@ -268,20 +283,11 @@ class StallDownloads:
         await self.app(scope, receive, send_then_stall)
 
 
-def noise_png(size: int) -> bytes:
-    """A PNG of random pixels, about `size` bytes (noise does not compress)."""
-    edge = int((size / 3) ** 0.5)
-    image = Image.frombytes("RGB", (edge, edge), os.urandom(edge * edge * 3))
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG", compress_level=0)
-    return buffer.getvalue()
-
-
 @pytest.fixture
 def stalling_api() -> Iterator[tuple[str, str]]:
     """A simulator on loopback whose CDN stalls mid-download; yields (base URL, id of a ~6 MB asset)."""
     api = Sandbox(job_seconds=0.5)
-    asset_id = api.add_asset(noise_png(DOWNLOAD_BYTES), "noise.png")
+    asset_id = api.add_asset(noise_png(noise_size(DOWNLOAD_BYTES / 1_000_000)), "noise.png")
     api.app.add_middleware(StallDownloads, after_bytes=STALL_AFTER_BYTES)
     with serve_in_thread(api) as base_url:
         yield base_url, asset_id
@@ -325,47 +331,21 @@ def test_a_signal_during_a_download_over_stdio_leaves_no_temporary_file(
 # -- HTTP ------------------------------------------------------------------------------------------------
 
 
-class HttpServer:
+class HttpServer(ServerProcess):
+    """The installed server serving MCP over HTTP on a free loopback port, once it listens."""
+
     def __init__(self, env: dict[str, str], log: Path) -> None:
         port = free_loopback_port()
         self.url = f"http://127.0.0.1:{port}/mcp"
-        self.log = log
-        with log.open("wb") as stderr:
-            self.process = subprocess.Popen(
-                [installed_command(), "--transport", "http", "--host", "127.0.0.1", "--port", str(port)],
-                env=env,
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL,
-                stderr=stderr,
-            )
+        super().__init__(
+            ["--transport", "http", "--host", "127.0.0.1", "--port", str(port)], env, log, pipes=False
+        )
         wait_until_listening(port, self.process, log)
-
-    def stderr(self) -> str:
-        return self.log.read_text(errors="replace")
 
 
 @pytest.fixture
 def spawn_http(tmp_path: Path) -> Iterator[Callable[[dict[str, str]], HttpServer]]:
-    servers: list[HttpServer] = []
-
-    def spawn(env: dict[str, str]) -> HttpServer:
-        server = HttpServer(env, tmp_path / f"http-{len(servers)}.log")
-        servers.append(server)
-        return server
-
-    yield spawn
-    for server in servers:
-        if server.process.poll() is None:
-            server.process.kill()
-            server.process.wait(timeout=10)
-
-
-def stop_http(server: HttpServer, signum: int, within: float = STOP_SECONDS) -> None:
-    server.process.send_signal(signum)
-    try:
-        server.process.wait(timeout=within)
-    except subprocess.TimeoutExpired:
-        pytest.fail(f"still running {within:g} s after {signal.Signals(signum).name}:\n{server.stderr()}")
+    yield from spawner(HttpServer, tmp_path, "http")
 
 
 @pytest.mark.parametrize("signum", STOP_SIGNALS)
@@ -374,7 +354,7 @@ def test_a_signal_stops_an_idle_http_server(
 ) -> None:
     server = spawn_http(server_env(tmp_path))
 
-    stop_http(server, signum)
+    server.stop_with(signum)
 
     assert_stopped_cleanly(signum, server.process.returncode, server.stderr())
 
@@ -410,7 +390,7 @@ def test_a_signal_stops_an_http_server_with_a_session_open(
         )
         assert "download_assets" in listed.text
 
-        stop_http(server, signum)
+        server.stop_with(signum)
 
     assert_stopped_cleanly(signum, server.process.returncode, server.stderr())
 

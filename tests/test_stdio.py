@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from mcp import Client, StdioServerParameters
 
-from tests.conftest import png_bytes
+from tests.images import png_bytes
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 

@@ -28,7 +28,7 @@ from scenario_upscale_mcp.api.pinned import PinnedNetwork
 from scenario_upscale_mcp.config import Settings
 from scenario_upscale_mcp.images.references import UrlReference
 from scenario_upscale_mcp.images.sources import fetch_url
-from tests.conftest import png_bytes
+from tests.images import png_bytes
 
 pytestmark = pytest.mark.anyio
 

@@ -33,6 +33,7 @@ from scenario_upscale_tools.inventory import SCHEMAS, TOOL_NAMES, load_tool, pro
 if TYPE_CHECKING:
     import httpx
 
+    from scenario_upscale_mcp.clock import Clock
     from scenario_upscale_mcp.config import Settings
     from scenario_upscale_mcp.images.public_hosts import Resolver
     from scenario_upscale_tools.inventory import ToolSpec
@@ -55,9 +56,11 @@ def create_server(
     *,
     transport: httpx.AsyncBaseTransport | None = None,
     resolver: Resolver | None = None,
+    clock: Clock | None = None,
 ) -> MCPServer[Upscaler]:
     """The server. Tests pass `transport` (an httpx mock or the sandbox's ASGI app) to avoid the network,
-    and `resolver` to decide what host names resolve to.
+    `resolver` to decide what host names resolve to, and `clock` to run time without sleeping (the
+    service's one clock: polling, waits, back-off, the ledger's timestamps; the real one unless given).
 
     The lifespan holds the service (`service.Upscaler`), whose settings, HTTP client and ledger are
     made on first use, so listing the tools stays as fast as a bare server's.
@@ -65,7 +68,7 @@ def create_server(
 
     @asynccontextmanager
     async def lifespan(_server: MCPServer[Upscaler]) -> AsyncIterator[Upscaler]:
-        upscaler = Upscaler(settings, transport=transport, resolver=resolver)
+        upscaler = Upscaler(settings, transport=transport, resolver=resolver, clock=clock)
         try:
             yield upscaler
         finally:

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     import argparse
+    from pathlib import Path
 
 DEFAULT_HTTP_HOST = "127.0.0.1"
 DEFAULT_HTTP_PORT = 8000
@@ -104,8 +105,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="run the Scenario API simulator on loopback",
         description=(
             "Serve the built-in simulator of Scenario's API on loopback until Ctrl-C: no account, "
-            "nothing billed. Point SCENARIO_BASE_URL at the URL it logs (http://127.0.0.1:PORT/v1) "
-            "and use any non-empty API key and secret."
+            "nothing billed. Point SCENARIO_BASE_URL at the URL it logs (http://127.0.0.1:PORT/v1): "
+            "the server sees that it is the simulator (a loopback address whose answers say so), needs "
+            "no API key or secret (and never sends yours to it), and keeps these jobs in the sandbox "
+            "ledger, apart from your real ones."
         ),
     )
     sandbox.add_argument(
@@ -121,6 +124,18 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         default=6.0,
         help="how long a simulated job takes from submission to its result (default 6)",
+    )
+    keeping = sandbox.add_mutually_exclusive_group()
+    keeping.add_argument(
+        "--state-dir",
+        help="folder where the simulator keeps its assets, jobs and uploads, so they outlive it (default: "
+        "the one servers run with SCENARIO_SANDBOX=1 use, 'sandbox/simulator' in SCENARIO_STATE_DIR or the "
+        "per-user data folder: this simulator and those servers see one simulated account)",
+    )
+    keeping.add_argument(
+        "--in-memory",
+        action="store_true",
+        help="keep nothing on disk: every asset and job is forgotten when the simulator stops",
     )
     sandbox.add_argument(
         "--max-output-edge",
@@ -142,6 +157,25 @@ def _loopback_host(host: str) -> str:
     except ValueError as error:
         raise argparse.ArgumentTypeError(str(error)) from None
     return host
+
+
+def _simulator_state_dir(given: str | None) -> Path:
+    """`sandbox --state-dir`, or the folder the server's own simulator uses (SCENARIO_SANDBOX=1)."""
+    from pathlib import Path
+
+    if given is not None:
+        return Path(given).expanduser().resolve()
+    from pydantic import ValidationError
+
+    from scenario_upscale_mcp.config import Settings
+
+    try:
+        return Settings().simulator_state_dir
+    except ValidationError as exc:
+        fields = ", ".join(".".join(str(part) for part in error["loc"]) for error in exc.errors())
+        sys.exit(
+            f"scenario-upscale-mcp sandbox: invalid configuration ({fields}); fix those SCENARIO_* variables"
+        )
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -177,10 +211,18 @@ def main(argv: list[str] | None = None) -> None:
     configure_logging()
     if args.command == "sandbox":
         from scenario_upscale_mcp.sandbox import Sandbox
+        from scenario_upscale_mcp.sandbox.persistence import StateFolderError
         from scenario_upscale_mcp.sandbox.serving import serve_until_interrupted
 
-        simulator = Sandbox(job_seconds=args.job_seconds, max_output_edge=args.max_output_edge)
-        serve_until_interrupted(simulator, args.host, args.port)
+        state_dir = None if args.in_memory else _simulator_state_dir(args.state_dir)
+        try:
+            simulator = Sandbox(
+                job_seconds=args.job_seconds, max_output_edge=args.max_output_edge, state_dir=state_dir
+            )
+        except StateFolderError as exc:
+            sys.exit(f"scenario-upscale-mcp sandbox: {exc} (choose another with --state-dir, or --in-memory)")
+        with simulator:
+            serve_until_interrupted(simulator, args.host, args.port)
         return
     if args.transport == "http":
         from scenario_upscale_mcp.serving.http import serve_http

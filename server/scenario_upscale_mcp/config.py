@@ -18,6 +18,8 @@ APP_NAME = "scenario-upscale-mcp"
 DEFAULT_BASE_URL = "https://api.cloud.scenario.com/v1"
 # The simulator accepts any non-empty credentials; these make sandbox mode work with none configured.
 SANDBOX_CREDENTIAL = "sandbox"
+SANDBOX_STATE_FOLDER = "sandbox"  # in the state folder: the sandbox ledger
+SIMULATOR_STATE_FOLDER = "simulator"  # in the sandbox ledger's folder: the simulator's own state
 
 
 class Settings(BaseSettings):
@@ -75,6 +77,18 @@ class Settings(BaseSettings):
         if self.sandbox:
             return SANDBOX_CREDENTIAL, SANDBOX_CREDENTIAL
         return None
+
+    @property
+    def sandbox_state_dir(self) -> Path:
+        """The sandbox ledger's folder: jobs run on the simulator are not Scenario's, so they never go
+        in the real ledger."""
+        return self.state_dir / SANDBOX_STATE_FOLDER
+
+    @property
+    def simulator_state_dir(self) -> Path:
+        """Where the simulator keeps its assets, jobs and uploads (beside the sandbox ledger), so that a
+        restarted server, or a standalone `scenario-upscale-mcp sandbox`, finds them again."""
+        return self.sandbox_state_dir / SIMULATOR_STATE_FOLDER
 
     @property
     def read_roots(self) -> list[Path]:

@@ -63,7 +63,7 @@ class Upscaler:
         self._given_settings = settings
         self._transport = transport
         self.resolver: Resolver = resolver or system_resolver
-        # The one clock: polling, waits and the ledger's timestamps all read it.
+        # The one clock: polling, waits, the API client's back-off and the ledger's timestamps all read it.
         self.clock: Clock = clock or AnyioClock()
         # Jobs the API accepted that the ledger failed to record, for the process's lifetime.
         self.unrecorded: UnrecordedJobs = {}
@@ -74,10 +74,44 @@ class Upscaler:
     @cached_property
     def settings(self) -> Settings:
         if self._given_settings is not None:
-            return self._given_settings
+            return self._simulator_aware(self._given_settings)
         from scenario_upscale_mcp.config import Settings
 
-        return Settings()
+        return self._simulator_aware(Settings())
+
+    def _simulator_aware(self, settings: Settings) -> Settings:
+        """`settings` in sandbox mode if SCENARIO_BASE_URL is a standalone simulator (see
+        `api.simulator`: a loopback URL whose answer says so); in sandbox mode, dummy credentials.
+
+        The simulator accepts any credentials, so the user's own are never sent to it; and its jobs go
+        in the sandbox ledger, not the real one. Asked once, on first use: a simulator started after
+        that is not seen (SCENARIO_SANDBOX=1 says so without asking)."""
+        if not settings.sandbox and settings.base_url is not None and self._transport is None:
+            from scenario_upscale_mcp.api.simulator import answers_as_simulator, is_loopback_url
+
+            if is_loopback_url(settings.base_url):
+                simulator = answers_as_simulator(settings.base_url)
+                if simulator:
+                    logger.info(
+                        "SCENARIO_BASE_URL %s is the scenario-upscale-mcp simulator: no credentials "
+                        "needed, jobs go in the sandbox ledger",
+                        settings.base_url,
+                    )
+                    settings = settings.model_copy(update={"sandbox": True})
+                elif simulator is None:
+                    logger.warning(
+                        "SCENARIO_BASE_URL %s did not answer, so it is taken for Scenario's API; if it is "
+                        "the simulator, start it before the server, or set SCENARIO_SANDBOX=1",
+                        settings.base_url,
+                    )
+        if settings.sandbox:
+            from pydantic import SecretStr
+
+            from scenario_upscale_mcp.config import SANDBOX_CREDENTIAL
+
+            dummy = SecretStr(SANDBOX_CREDENTIAL)
+            settings = settings.model_copy(update={"api_key": dummy, "api_secret": dummy})
+        return settings
 
     @cached_property
     def client(self) -> ScenarioClient:
@@ -88,11 +122,25 @@ class Upscaler:
         if settings.sandbox and base_url is None and self._transport is None:
             from scenario_upscale_mcp.sandbox import Sandbox, serve_in_thread
 
-            base_url = self._resources.enter_context(serve_in_thread(Sandbox()))
-            logger.info("SCENARIO_SANDBOX=1: using the built-in simulator at %s", base_url)
+            # Its state beside the sandbox ledger: a restarted server finds its jobs again, and every
+            # server process (one per host app) and a standalone simulator share one simulated account.
+            try:
+                simulator = Sandbox(state_dir=settings.simulator_state_dir)
+            except RuntimeError as exc:  # The folder cannot be used: the simulator still can, in memory.
+                logger.warning("%s; the simulator keeps its jobs in memory until the server stops", exc)
+                simulator = Sandbox()
+            # Closed after it stops serving; an output still rendering then is rendered by the next
+            # process that reads its job.
+            self._resources.callback(simulator.close, render_timeout=5.0)
+            base_url = self._resources.enter_context(serve_in_thread(simulator))
+            logger.info(
+                "SCENARIO_SANDBOX=1: using the built-in simulator at %s (state in %s)",
+                base_url,
+                settings.simulator_state_dir,
+            )
         if settings.credentials() is None:
             logger.warning("no credentials: set SCENARIO_SDK_API_KEY and SCENARIO_SDK_API_SECRET")
-        return ScenarioClient(settings, base_url=base_url, transport=self._transport)
+        return ScenarioClient(settings, base_url=base_url, transport=self._transport, clock=self.clock)
 
     @cached_property
     def ledger(self) -> AsyncLedger:
@@ -106,7 +154,7 @@ class Upscaler:
 
         settings = self.settings
         # The simulator's jobs and assets are not Scenario's: they get a ledger of their own.
-        folder = settings.state_dir / "sandbox" if settings.sandbox else settings.state_dir
+        folder = settings.sandbox_state_dir if settings.sandbox else settings.state_dir
         return Ledger.in_folder(folder, clock=self.clock.wall)
 
     async def aclose(self) -> None:

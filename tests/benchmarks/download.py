@@ -11,7 +11,6 @@ during the call (goal < 64 MiB).
 
 from __future__ import annotations
 
-import argparse
 import subprocess
 import tempfile
 import time
@@ -22,14 +21,15 @@ import httpx
 
 from tests.benchmarks.support import (
     AUTH,
-    MemoryWatch,
+    measured_call,
     mib,
-    noise_png,
     server_over_stdio,
     simulator_process,
     throughput_figures,
+    throughput_main,
     upload_through_parts,
 )
+from tests.images import write_noise_png
 
 
 def curl_seconds(url: str, target: Path) -> float:
@@ -41,7 +41,7 @@ def curl_seconds(url: str, target: Path) -> float:
 async def run(megabytes: float, runs: int) -> dict[str, float]:
     with tempfile.TemporaryDirectory() as scratch, simulator_process() as base_url:
         folder = Path(scratch)
-        source = noise_png(folder / "large.png", megabytes)
+        source = write_noise_png(folder / "large.png", megabytes)
         size = source.stat().st_size
         asset_id = await upload_through_parts(base_url, source)
         source.unlink()
@@ -57,29 +57,22 @@ async def run(megabytes: float, runs: int) -> dict[str, float]:
                     await anyio.to_thread.run_sync(curl_seconds, answer.json()["asset"]["url"], target)
                 )
                 target.unlink()
-                with MemoryWatch(server.pid) as watch:
-                    started = time.perf_counter()
-                    result = await server.client.call_tool(
-                        "download_assets",
-                        {"assetIds": [asset_id], "outputDir": f"run{run_number}", "preview": False},
-                    )
-                    ours.append(time.perf_counter() - started)
-                assert not result.is_error, result.content
-                assert result.structured_content is not None
-                saved = Path(result.structured_content["files"][0]["path"])
+                content, seconds, peak = await measured_call(
+                    server,
+                    "download_assets",
+                    {"assetIds": [asset_id], "outputDir": f"run{run_number}", "preview": False},
+                )
+                ours.append(seconds)
+                peaks.append(peak)
+                saved = Path(content["files"][0]["path"])
                 assert saved.stat().st_size == size
                 saved.unlink()
-                peaks.append(watch.peak_above_idle())
     return throughput_figures(size, ours, theirs, peaks)
 
 
 def main(argv: list[str] | None = None) -> dict[str, float]:
-    parser = argparse.ArgumentParser(description="download_assets vs curl")
-    parser.add_argument("--megabytes", type=float, default=256)
-    parser.add_argument("--runs", type=int, default=3)
-    args = parser.parse_args(argv)
-    figures = anyio.run(run, args.megabytes, args.runs)
-    print(f"download of a {figures['bytes'] / 1e6:.0f} MB asset over loopback, median of {args.runs}")
+    figures, runs = throughput_main(run, "download_assets vs curl", 256, argv)
+    print(f"download of a {figures['bytes'] / 1e6:.0f} MB asset over loopback, median of {runs}")
     print(f"  download_assets {figures['ours_mb_s']:7.1f} MB/s   curl {figures['curl_mb_s']:7.1f} MB/s")
     print(f"  ratio {figures['ratio']:.2f} (goal ≥ 0.9)")
     print(f"  server peak memory above idle: {mib(figures['peak'])} (goal < 64 MiB)")

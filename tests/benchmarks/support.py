@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 import re
 import statistics
@@ -10,26 +11,20 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import anyio
 import httpx
-from mcp import Client, StdioServerParameters
-from PIL import Image
+from mcp import Client
 
 from scenario_upscale_mcp.sandbox import Sandbox, serve_in_thread
+from tests.servers import stdio_params, structured
 
 AUTH = ("sandbox", "sandbox")
-
-
-def noise_png(path: Path, megabytes: float) -> Path:
-    """An incompressible PNG of about `megabytes` MB (random pixels, stored without compression)."""
-    side = int((megabytes * 1_000_000 / 3) ** 0.5)
-    Image.frombytes("RGB", (side, side), os.urandom(side * side * 3)).save(path, compress_level=0)
-    return path
 
 
 @contextmanager
@@ -52,6 +47,7 @@ def simulator_process(job_seconds: float = 1.0) -> Iterator[str]:
             "0",
             "--job-seconds",
             str(job_seconds),
+            "--in-memory",  # nothing on disk (by default it would keep its jobs in the user's data folder)
         ],
         stderr=subprocess.PIPE,
         text=True,
@@ -78,32 +74,40 @@ def simulator_process(job_seconds: float = 1.0) -> Iterator[str]:
         process.stderr.close()
 
 
+async def create_upload(
+    http: httpx.AsyncClient, base_url: str, name: str, size: int, parts: int
+) -> dict[str, Any]:
+    """Start a multipart upload of a PNG in the simulator; return the upload, with its part URLs."""
+    body = {"fileName": name, "contentType": "image/png", "fileSize": size, "parts": parts, "kind": "image"}
+    upload: dict[str, Any] = (await http.post(f"{base_url}/uploads", json=body, auth=AUTH)).json()["upload"]
+    return upload
+
+
+async def complete_upload(http: httpx.AsyncClient, base_url: str, upload_id: str) -> str:
+    """Complete a multipart upload whose parts are all sent, wait until it is imported; return the asset id."""
+    await http.post(f"{base_url}/uploads/{upload_id}/action", json={"action": "complete"}, auth=AUTH)
+    interval = 0.05
+    while True:
+        upload = (await http.get(f"{base_url}/uploads/{upload_id}", auth=AUTH)).json()["upload"]
+        if upload["status"] == "imported":
+            return str(upload["entityId"])
+        if upload["status"] == "failed":
+            raise RuntimeError(upload.get("errorMessage"))
+        await anyio.sleep(interval)
+        interval = min(interval * 1.5, 1.0)
+
+
 async def upload_through_parts(base_url: str, path: Path) -> str:
     """Put a file into the simulator with the multipart flow; return its asset id."""
     size = path.stat().st_size
     part_size = 8 * 1024 * 1024
-    count = -(-size // part_size)
     async with httpx.AsyncClient(timeout=120) as http:
-        body = {
-            "fileName": path.name,
-            "contentType": "image/png",
-            "fileSize": size,
-            "parts": count,
-            "kind": "image",
-        }
-        created = (await http.post(f"{base_url}/uploads", json=body, auth=AUTH)).json()["upload"]
+        created = await create_upload(http, base_url, path.name, size, parts=-(-size // part_size))
         with path.open("rb") as file:
             for part in created["parts"]:
                 file.seek((part["number"] - 1) * part_size)
                 (await http.put(part["url"], content=file.read(part_size))).raise_for_status()
-        await http.post(f"{base_url}/uploads/{created['id']}/action", json={"action": "complete"}, auth=AUTH)
-        while True:
-            upload = (await http.get(f"{base_url}/uploads/{created['id']}", auth=AUTH)).json()["upload"]
-            if upload["status"] == "imported":
-                return str(upload["entityId"])
-            if upload["status"] == "failed":
-                raise RuntimeError(upload.get("errorMessage"))
-            await anyio.sleep(0.2)
+        return await complete_upload(http, base_url, created["id"])
 
 
 @dataclass
@@ -116,20 +120,7 @@ class ServerProcess:
 async def server_over_stdio(base_url: str, folder: Path, **env: str) -> AsyncIterator[ServerProcess]:
     """The installed server, spawned as a host would; its pid is found by a marker in its environment."""
     marker = uuid.uuid4().hex
-    params = StdioServerParameters(
-        command=sys.executable,
-        args=["-m", "scenario_upscale_mcp"],
-        env={
-            "SCENARIO_SANDBOX": "1",
-            "SCENARIO_BASE_URL": base_url,
-            "SCENARIO_OUTPUT_DIR": str(folder / "out"),
-            "SCENARIO_STATE_DIR": str(folder / "state"),
-            "SCENARIO_ALLOWED_DIRS": str(folder),
-            "SCENARIO_LOG_LEVEL": "WARNING",
-            "BENCHMARK_MARKER": marker,
-            **env,
-        },
-    )
+    params = stdio_params(base_url, folder, SCENARIO_ALLOWED_DIRS=str(folder), BENCHMARK_MARKER=marker, **env)
     async with Client(params, read_timeout_seconds=600) as client:
         yield ServerProcess(client=client, pid=_pid_with_marker(marker))
 
@@ -183,6 +174,33 @@ class MemoryWatch:
     def peak_above_idle(self, until: float | None = None) -> int:
         values = [rss for when, rss in self.samples if until is None or when <= until]
         return max(values, default=self.idle) - self.idle
+
+
+async def measured_call(
+    server: ServerProcess, tool: str, arguments: dict[str, Any]
+) -> tuple[dict[str, Any], float, int]:
+    """Call a tool of the spawned server: its structured result, the seconds the call took, and the
+    server's peak resident memory above idle meanwhile."""
+    with MemoryWatch(server.pid) as watch:
+        started = time.perf_counter()
+        result = await server.client.call_tool(tool, arguments)
+        seconds = time.perf_counter() - started
+    return structured(result), seconds, watch.peak_above_idle()
+
+
+def throughput_main(
+    run: Callable[[float, int], Awaitable[dict[str, float]]],
+    description: str,
+    megabytes: float,
+    argv: list[str] | None,
+) -> tuple[dict[str, float], int]:
+    """A throughput benchmark from the command line (`--megabytes`, the file's size, and `--runs`):
+    its figures and how many runs they are the median of."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--megabytes", type=float, default=megabytes)
+    parser.add_argument("--runs", type=int, default=3)
+    args = parser.parse_args(argv)
+    return anyio.run(run, args.megabytes, args.runs), args.runs
 
 
 def throughput_figures(

@@ -10,7 +10,6 @@ Prints throughput for both, their ratio, and the server's peak resident memory a
 
 from __future__ import annotations
 
-import argparse
 import tempfile
 import time
 from pathlib import Path
@@ -20,14 +19,16 @@ import httpx
 
 from scenario_upscale_mcp.images.uploads import PART_CONCURRENCY, part_plan
 from tests.benchmarks.support import (
-    AUTH,
-    MemoryWatch,
+    complete_upload,
+    create_upload,
+    measured_call,
     mib,
-    noise_png,
     server_over_stdio,
     simulator_process,
     throughput_figures,
+    throughput_main,
 )
+from tests.images import write_noise_png
 
 
 async def curl_upload_seconds(base_url: str, path: Path, folder: Path) -> float:
@@ -42,14 +43,7 @@ async def curl_upload_seconds(base_url: str, path: Path, folder: Path) -> float:
     limiter = anyio.CapacityLimiter(PART_CONCURRENCY)
     async with httpx.AsyncClient(timeout=120) as http:
         started = time.perf_counter()
-        body = {
-            "fileName": path.name,
-            "contentType": "image/png",
-            "fileSize": size,
-            "parts": count,
-            "kind": "image",
-        }
-        upload = (await http.post(f"{base_url}/uploads", json=body, auth=AUTH)).json()["upload"]
+        upload = await create_upload(http, base_url, path.name, size, count)
 
         async def put(piece: Path, url: str) -> None:
             async with limiter:
@@ -58,13 +52,7 @@ async def curl_upload_seconds(base_url: str, path: Path, folder: Path) -> float:
         async with anyio.create_task_group() as group:
             for piece, part in zip(pieces, upload["parts"], strict=True):
                 group.start_soon(put, piece, part["url"])
-        await http.post(f"{base_url}/uploads/{upload['id']}/action", json={"action": "complete"}, auth=AUTH)
-        interval = 0.05
-        while (await http.get(f"{base_url}/uploads/{upload['id']}", auth=AUTH)).json()["upload"][
-            "status"
-        ] != "imported":
-            await anyio.sleep(interval)
-            interval = min(interval * 1.5, 1.0)
+        await complete_upload(http, base_url, upload["id"])
         elapsed = time.perf_counter() - started
     for piece in pieces:
         piece.unlink()
@@ -74,7 +62,7 @@ async def curl_upload_seconds(base_url: str, path: Path, folder: Path) -> float:
 async def run(megabytes: float, runs: int) -> dict[str, float]:
     with tempfile.TemporaryDirectory() as scratch, simulator_process(job_seconds=0.5) as base_url:
         folder = Path(scratch)
-        original = noise_png(folder / "original.png", megabytes)
+        original = write_noise_png(folder / "original.png", megabytes)
         size = original.stat().st_size
         ours: list[float] = []
         theirs: list[float] = []
@@ -85,26 +73,19 @@ async def run(megabytes: float, runs: int) -> dict[str, float]:
                 # A different file each run (a trailing byte after the PNG's end), or it would be reused.
                 copy = folder / f"upload-{run_number}.png"
                 copy.write_bytes(original.read_bytes() + bytes([run_number]))
-                with MemoryWatch(server.pid) as watch:
-                    started = time.perf_counter()
-                    result = await server.client.call_tool("upload_image", {"image": str(copy)})
-                    ours.append(time.perf_counter() - started)
-                assert not result.is_error, result.content
-                assert result.structured_content is not None and not result.structured_content["reused"]
-                peaks.append(watch.peak_above_idle())
+                content, seconds, peak = await measured_call(server, "upload_image", {"image": str(copy)})
+                assert not content["reused"]
+                ours.append(seconds)
+                peaks.append(peak)
                 copy.unlink()
     return throughput_figures(size, ours, theirs, peaks)
 
 
 def main(argv: list[str] | None = None) -> dict[str, float]:
-    parser = argparse.ArgumentParser(description="upload_image (multipart) vs curl PUTs")
-    parser.add_argument("--megabytes", type=float, default=100)
-    parser.add_argument("--runs", type=int, default=3)
-    args = parser.parse_args(argv)
-    figures = anyio.run(run, args.megabytes, args.runs)
+    figures, runs = throughput_main(run, "upload_image (multipart) vs curl PUTs", 100, argv)
     part_size, count = part_plan(int(figures["bytes"]))
     print(
-        f"multipart upload of a {figures['bytes'] / 1e6:.0f} MB image ({count} parts of {mib(part_size)}), median of {args.runs}"
+        f"multipart upload of a {figures['bytes'] / 1e6:.0f} MB image ({count} parts of {mib(part_size)}), median of {runs}"
     )
     print(f"  upload_image {figures['ours_mb_s']:7.1f} MB/s   curl PUTs {figures['curl_mb_s']:7.1f} MB/s")
     print(f"  ratio {figures['ratio']:.2f}")

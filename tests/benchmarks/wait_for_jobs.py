@@ -11,27 +11,20 @@ the delay from the last job finishing to the answer (goal ≤ one poll interval,
 from __future__ import annotations
 
 import argparse
-import io
 import tempfile
 import time
 from collections import Counter
 from pathlib import Path
 
 import anyio
-from PIL import Image
 
 from tests.benchmarks.support import server_over_stdio, simulator
-
-
-def png(width: int, height: int) -> bytes:
-    buffer = io.BytesIO()
-    Image.new("RGB", (width, height), (120, 90, 30)).save(buffer, "PNG")
-    return buffer.getvalue()
+from tests.images import png_bytes
 
 
 async def run(jobs: int, job_seconds: float) -> dict[str, float]:
     with tempfile.TemporaryDirectory() as folder, simulator(job_seconds) as (sandbox, base_url):
-        assets = [sandbox.add_asset(png(32 + index, 32), f"{index}.png") for index in range(jobs)]
+        assets = [sandbox.add_asset(png_bytes(32 + index, 32), f"{index}.png") for index in range(jobs)]
         async with server_over_stdio(base_url, Path(folder)) as server:
             job_ids = []
             for asset in assets:

@@ -6,7 +6,7 @@ import pytest
 from mcp import Client
 
 from scenario_upscale_mcp.sandbox import Sandbox
-from tests.conftest import png_bytes
+from tests.images import png_bytes
 
 pytestmark = pytest.mark.anyio
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
@@ -13,17 +12,15 @@ from mcp import Client
 from PIL import Image
 
 from scenario_upscale_mcp.sandbox import Sandbox
-from tests.conftest import RecordingTransport, png_bytes
+from tests.conftest import RecordingTransport
+from tests.images import noise_png, png_bytes
+from tests.servers import structured
 
 pytestmark = pytest.mark.anyio
 
 
 async def download(client: Client, **arguments: Any) -> dict[str, Any]:
-    result = await client.call_tool("download_assets", arguments)
-    assert not result.is_error, result.content
-    content: dict[str, Any] | None = result.structured_content
-    assert content is not None
-    return content
+    return structured(await client.call_tool("download_assets", arguments))
 
 
 def files_in(folder: Path) -> list[str]:
@@ -137,7 +134,7 @@ async def test_a_large_result_stays_under_the_hosts_1_mb_limit(
     client: Client, folders: dict[str, Path]
 ) -> None:
     source = folders["images"] / "noise.png"
-    Image.frombytes("RGB", (1024, 1024), os.urandom(1024 * 1024 * 3)).save(source, compress_level=1)
+    source.write_bytes(noise_png((1024, 1024)))
     result = await client.call_tool("upscale_v3", {"image": str(source), "upscaleFactor": 4, "wait": 60})
 
     assert not result.is_error, result.content

@@ -7,12 +7,16 @@ import pytest
 from mcp import Client
 
 from scenario_upscale_mcp.sandbox import Sandbox
-from tests.conftest import RecordingTransport, png_bytes
+from tests.conftest import RecordingTransport
+from tests.fake_clock import FakeClock
+from tests.images import png_bytes
 
 pytestmark = pytest.mark.anyio
 
 
-async def test_follows_a_job_from_submission_to_success(client: Client, sandbox: Sandbox) -> None:
+async def test_follows_a_job_from_submission_to_success(
+    client: Client, sandbox: Sandbox, clock: FakeClock
+) -> None:
     asset = sandbox.add_asset(png_bytes(), "a.png")
     submitted = await client.call_tool("upscale_v3", {"image": asset, "wait": 0})
     assert submitted.structured_content is not None
@@ -28,7 +32,7 @@ async def test_follows_a_job_from_submission_to_success(client: Client, sandbox:
             seen.append(job["status"])
             if job["status"] == "success":
                 break
-            await anyio.sleep(0.05)
+            await clock.sleep(0.05)
 
     assert job["jobId"] == job_id and job["progress"] == 1.0
     assert job["creativeUnitsCost"] is not None

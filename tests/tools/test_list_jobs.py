@@ -10,7 +10,9 @@ from mcp import Client
 from scenario_upscale_mcp.app import create_server
 from scenario_upscale_mcp.config import Settings
 from scenario_upscale_mcp.sandbox import Sandbox
-from tests.conftest import RecordingTransport, png_bytes
+from tests.conftest import RecordingTransport
+from tests.fake_clock import FakeClock
+from tests.images import png_bytes
 
 pytestmark = pytest.mark.anyio
 
@@ -39,9 +41,11 @@ async def test_lists_submitted_jobs_newest_first_with_a_status_filter(
     assert len(api.requests) == requests_before  # the ledger alone answers
 
 
-async def test_works_without_credentials(mode: str, tmp_path: Path, api: RecordingTransport) -> None:
+async def test_works_without_credentials(
+    mode: str, tmp_path: Path, api: RecordingTransport, clock: FakeClock
+) -> None:
     settings = Settings(output_dir=tmp_path, allowed_dirs=[tmp_path], state_dir=tmp_path)
-    async with Client(create_server(settings, transport=api), mode=mode) as client:
+    async with Client(create_server(settings, transport=api, clock=clock), mode=mode) as client:
         result = await client.call_tool("list_jobs", {"limit": 3})
     assert not result.is_error
     assert result.structured_content == {"jobs": []}

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import io
-import os
 from pathlib import Path
 from typing import Any
 
@@ -14,26 +13,17 @@ from mcp import Client
 from PIL import Image
 
 from scenario_upscale_mcp.sandbox import Sandbox
-from tests.conftest import RecordingTransport, png_bytes
+from tests.conftest import RecordingTransport
+from tests.images import png_bytes, write_noise_png
+from tests.servers import structured
 
 pytestmark = pytest.mark.anyio
 
 MiB = 1024 * 1024
 
 
-def noise_png(path: Path, megabytes: float) -> Path:
-    """A PNG of about `megabytes` that does not compress (random pixels, no compression)."""
-    side = int((megabytes * 1_000_000 / 3) ** 0.5)
-    Image.frombytes("RGB", (side, side), os.urandom(side * side * 3)).save(path, compress_level=0)
-    return path
-
-
 async def upload(client: Client, image: str) -> dict[str, Any]:
-    result = await client.call_tool("upload_image", {"image": image})
-    assert not result.is_error, result.content
-    content: dict[str, Any] | None = result.structured_content
-    assert content is not None
-    return content
+    return structured(await client.call_tool("upload_image", {"image": image}))
 
 
 async def test_a_small_file_is_uploaded_once(
@@ -59,7 +49,7 @@ async def test_a_large_file_goes_up_in_parts_of_at_least_5_mib(
     megabytes: int,
     parts: int,
 ) -> None:
-    path = noise_png(folders["images"] / f"big{megabytes}.png", megabytes)
+    path = write_noise_png(folders["images"] / f"big{megabytes}.png", megabytes)
     size = path.stat().st_size
     uploaded = await upload(client, str(path))
 
@@ -80,7 +70,7 @@ async def test_a_large_file_goes_up_in_parts_of_at_least_5_mib(
 async def test_a_failed_part_is_sent_again(
     client: Client, api: RecordingTransport, sandbox: Sandbox, folders: dict[str, Path]
 ) -> None:
-    path = noise_png(folders["images"] / "big.png", 7)
+    path = write_noise_png(folders["images"] / "big.png", 7)
     inner = api.inner
     failed: list[str] = []
 
@@ -123,7 +113,7 @@ async def test_an_https_image_on_a_public_host_is_fetched_and_uploaded(
 async def test_a_refused_part_fails_with_a_clear_message(
     client: Client, api: RecordingTransport, folders: dict[str, Path]
 ) -> None:
-    path = noise_png(folders["images"] / "big.png", 7)
+    path = write_noise_png(folders["images"] / "big.png", 7)
     inner = api.inner
 
     class RefusingStorage(httpx.AsyncBaseTransport):

@@ -10,7 +10,8 @@ import pytest
 from mcp import Client
 
 from scenario_upscale_mcp.sandbox import Sandbox
-from tests.conftest import RecordingTransport, png_bytes
+from tests.conftest import RecordingTransport
+from tests.images import png_bytes
 
 pytestmark = pytest.mark.anyio
 
@@ -43,37 +44,12 @@ async def test_sends_every_documented_input_with_loras_and_image_prompts(
     client: Client, api: RecordingTransport, sample_image: Path, sandbox: Sandbox
 ) -> None:
     guide = sandbox.add_asset(png_bytes(32, 32), "guide.png")
-    result = await client.call_tool(
-        "upscale_texture",
-        {
-            "image": str(sample_image),
-            "upscaleFactor": 2.5,
-            "preset": "creative",
-            "loras": ["model_lora_a", "https://example.com/lora.safetensors"],
-            "lorasScale": [0.8, 1.2],
-            "prompt": "mossy stone",
-            "imagePrompt": [guide, str(sample_image)],
-            "imagePromptStrength": 0.3,
-            "controlnetConditioningScale": 0.5,
-            "strength": 0.2,
-            "numInferenceSteps": 30,
-            "detailsEnable": False,
-            "baseModel": "FLUX.1-Krea-dev",
-            "seed": 123,
-            "wait": 0,
-        },
-    )
-
-    assert not result.is_error, result.content
-    body = generate_body(api)
-    assert body == {
-        "image": body["image"],
+    inputs = {  # sent as given, under the same names
         "upscaleFactor": 2.5,
         "preset": "creative",
         "loras": ["model_lora_a", "https://example.com/lora.safetensors"],
         "lorasScale": [0.8, 1.2],
         "prompt": "mossy stone",
-        "imagePrompt": [guide, body["image"]],
         "imagePromptStrength": 0.3,
         "controlnetConditioningScale": 0.5,
         "strength": 0.2,
@@ -82,6 +58,15 @@ async def test_sends_every_documented_input_with_loras_and_image_prompts(
         "baseModel": "FLUX.1-Krea-dev",
         "seed": 123,
     }
+    result = await client.call_tool(
+        "upscale_texture",
+        {"image": str(sample_image), **inputs, "imagePrompt": [guide, str(sample_image)], "wait": 0},
+    )
+
+    assert not result.is_error, result.content
+    body = generate_body(api)
+    # The local file goes up once, and its asset id stands for it in both places.
+    assert body == {"image": body["image"], **inputs, "imagePrompt": [guide, body["image"]]}
     assert body["image"] in sandbox.assets
 
 

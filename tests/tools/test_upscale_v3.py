@@ -8,14 +8,15 @@ import json
 from pathlib import Path
 from typing import Any
 
-import anyio
 import pytest
 from mcp import Client
 from mcp.types import ImageContent, ResourceLink, TextContent
 from PIL import Image
 
 from scenario_upscale_mcp.sandbox import Sandbox
-from tests.conftest import RecordingTransport, png_bytes
+from tests.conftest import RecordingTransport
+from tests.fake_clock import FakeClock
+from tests.images import png_bytes
 
 pytestmark = pytest.mark.anyio
 
@@ -240,14 +241,14 @@ async def test_style_images_from_local_files_are_uploaded_once_each(
 
 
 async def test_cancelling_the_call_stops_polling(
-    client: Client, api: RecordingTransport, sandbox: Sandbox
+    client: Client, api: RecordingTransport, sandbox: Sandbox, clock: FakeClock
 ) -> None:
     sandbox.job_seconds = 60
     async with api_asset(sandbox) as asset_id:
-        with anyio.move_on_after(0.5):
+        async with clock.move_on_after(0.5):
             await client.call_tool("upscale_v3", {"image": asset_id, "wait": 30})
         polls_at_cancel = len(api.paths("GET"))
-        await anyio.sleep(0.3)  # several poll intervals: a still-running handler would poll again
+        await clock.sleep(0.3)  # several poll intervals: a still-running handler would poll again
 
     assert polls_at_cancel >= 1
     assert len(api.paths("GET")) == polls_at_cancel

@@ -10,7 +10,8 @@ import pytest
 from mcp import Client
 
 from scenario_upscale_mcp.sandbox import Sandbox
-from tests.conftest import RecordingTransport, png_bytes
+from tests.conftest import RecordingTransport
+from tests.images import png_bytes
 
 pytestmark = pytest.mark.anyio
 

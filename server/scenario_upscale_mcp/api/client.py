@@ -10,7 +10,8 @@ tool result.
 Retries are ours, not the SDK's: its defaults retry POSTs on 5xx and timeouts with no idempotency
 key (the API has none), which can bill a job twice. So the SDK runs with `max_retries=0`, and
 `_call` retries only reads (GET), on timeouts, dropped connections, 429 and 5xx, with backoff that
-honours `Retry-After` (`api/retries.py`). A generate POST is retried only when the API surely never received it (the
+honours `Retry-After` (`api/retries.py`), waiting on the injected clock (the server's one clock, so a
+test's fake clock runs the back-off without sleeping). A generate POST is retried only when the API surely never received it (the
 connection could not even be opened); any other failure after sending is reported as
 `SubmissionUncertainError` instead of risking a second charge. Other POSTs (uploads, cancel) are
 never retried here.
@@ -25,7 +26,6 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
-import anyio
 import httpx
 from pydantic import ValidationError
 
@@ -49,6 +49,7 @@ from scenario_upscale_mcp.api.retries import (
     retry_after_seconds,
 )
 from scenario_upscale_mcp.api.transfers import HostCheck, SizedChunks, Transfers
+from scenario_upscale_mcp.clock import AnyioClock, Clock
 from scenario_upscale_mcp.config import DEFAULT_BASE_URL, Settings
 
 if TYPE_CHECKING:
@@ -68,7 +69,11 @@ JOB_LIST_MAX_PAGES = 5  # recovery looks at the last few hundred jobs, not the w
 
 
 class ScenarioClient:
-    """Typed calls to the endpoints this server uses. Use as an async context manager."""
+    """Typed calls to the endpoints this server uses. Use as an async context manager.
+
+    `retry_base_seconds` is the first pause before a read is retried (doubling after that); the
+    pauses are slept on `clock` (the real one unless given).
+    """
 
     def __init__(
         self,
@@ -78,10 +83,12 @@ class ScenarioClient:
         transport: httpx.AsyncBaseTransport | None = None,
         network_backend: httpcore.AsyncNetworkBackend | None = None,
         retry_base_seconds: float = 0.5,
+        clock: Clock | None = None,
     ) -> None:
         self._settings = settings
         self.base_url = (base_url or settings.base_url or DEFAULT_BASE_URL).rstrip("/")
         self._retry_base_seconds = retry_base_seconds
+        self._clock: Clock = clock or AnyioClock()
         self._http = httpx.AsyncClient(
             timeout=httpx.Timeout(settings.http_timeout_seconds, connect=10.0),
             transport=transport,
@@ -92,6 +99,7 @@ class ScenarioClient:
         self._transfers = Transfers(
             self._http,
             retry_base_seconds=retry_base_seconds,
+            clock=self._clock,
             # User-given image URLs: see `Transfers.open_public_url` for how these two test seams are used.
             network_backend=network_backend,
             pin_public_urls=transport is None or network_backend is not None,
@@ -279,7 +287,7 @@ class ScenarioClient:
                     exc.status_code,
                     exc.body,
                     exc.response.text,
-                    retry_after=retry_after_seconds(exc.response.headers),
+                    retry_after=retry_after_seconds(exc.response.headers, now=self._clock.wall),
                 )
                 logger.info("API %s answered %s %s", what, exc.status_code, api_error.name or "")
                 if billed and isinstance(api_error, ServerError):
@@ -319,7 +327,7 @@ class ScenarioClient:
             if isinstance(error, ApiError) and error.retry_after is not None:
                 delay = min(error.retry_after, MAX_RETRY_AFTER_SECONDS)
             logger.info("retrying %s in %.2f s after %s", what, delay, type(error).__name__)
-            await anyio.sleep(delay)
+            await self._clock.sleep(delay)
 
     @staticmethod
     def _uncertain(what: str) -> SubmissionUncertainError:

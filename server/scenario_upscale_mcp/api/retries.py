@@ -11,6 +11,8 @@ import time
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     import httpx
 
 MAX_ATTEMPTS = 3
@@ -22,8 +24,8 @@ def backoff_seconds(base_seconds: float, attempt: int) -> float:
     return base_seconds * 2.0 ** (attempt - 1)
 
 
-def retry_after_seconds(headers: httpx.Headers) -> float | None:
-    """`Retry-After` as seconds: either a number or an HTTP date."""
+def retry_after_seconds(headers: httpx.Headers, *, now: Callable[[], float] = time.time) -> float | None:
+    """`Retry-After` as seconds: either a number or an HTTP date (measured from `now`, epoch seconds)."""
     value = headers.get("retry-after")
     if not value:
         return None
@@ -35,4 +37,4 @@ def retry_after_seconds(headers: httpx.Headers) -> float | None:
         when = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError):
         return None
-    return max(0.0, when.timestamp() - time.time())
+    return max(0.0, when.timestamp() - now())

@@ -17,7 +17,6 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING
 
-import anyio
 import httpx
 
 from scenario_upscale_mcp.api.errors import DownloadError, InputError, UploadError
@@ -25,6 +24,8 @@ from scenario_upscale_mcp.api.retries import MAX_ATTEMPTS, backoff_seconds
 
 if TYPE_CHECKING:
     import httpcore
+
+    from scenario_upscale_mcp.clock import Clock
 
 MAX_REDIRECTS = 5
 
@@ -35,18 +36,23 @@ HostCheck = Callable[[str, int], Awaitable[Sequence[str]]]
 
 
 class Transfers:
-    """Part uploads, asset downloads and user-given URL fetches, over a client someone else owns."""
+    """Part uploads, asset downloads and user-given URL fetches, over a client someone else owns.
+
+    A part's PUT is retried after `retry_base_seconds` (doubling), slept on `clock`.
+    """
 
     def __init__(
         self,
         http: httpx.AsyncClient,
         *,
         retry_base_seconds: float,
+        clock: Clock,
         network_backend: httpcore.AsyncNetworkBackend | None,
         pin_public_urls: bool,
     ) -> None:
         self._http = http
         self._retry_base_seconds = retry_base_seconds
+        self._clock = clock
         # User-given image URLs: see `open_public_url` for how these two test seams are used.
         self._public_network = network_backend
         self._pin_public_urls = pin_public_urls
@@ -71,7 +77,7 @@ class Transfers:
                 raise UploadError(
                     f"Uploading a part of the image failed {MAX_ATTEMPTS} times ({failure}); try again."
                 )
-            await anyio.sleep(backoff_seconds(self._retry_base_seconds, attempt))
+            await self._clock.sleep(backoff_seconds(self._retry_base_seconds, attempt))
 
     @asynccontextmanager
     async def open_public_url(self, url: str, *, check_host: HostCheck) -> AsyncIterator[SizedChunks]:

@@ -41,14 +41,17 @@ from scenario_upscale_mcp.config import DEFAULT_BASE_URL, SANDBOX_CREDENTIAL, Se
 if TYPE_CHECKING:
     import httpx
 
+    from scenario_upscale_mcp.clock import Clock
+
 
 async def run_checks(
     settings: Settings,
     *,
     base_url: str | None = None,
     transport: httpx.AsyncBaseTransport | None = None,
+    clock: Clock | None = None,
 ) -> list[CheckLine]:
-    """Ask the API everything the check needs; return the lines to print, in order."""
+    """Ask the API everything the check needs; return the lines to print, in order (retries wait on `clock`)."""
     missing = missing_credentials(settings)
     if missing:
         # Before the client is even made: no request can go out without credentials.
@@ -57,7 +60,7 @@ async def run_checks(
     from scenario_upscale_mcp.api.client import ScenarioClient
 
     run = Findings(probes=[ModelProbe(model) for model in CHECKED_MODELS])
-    async with ScenarioClient(settings, base_url=base_url, transport=transport) as client:
+    async with ScenarioClient(settings, base_url=base_url, transport=transport, clock=clock) as client:
         try:
             await ask(client, run)
         except Stopped as stop:
@@ -80,11 +83,13 @@ def check_command(
     sandbox: bool = False,
     out: TextIO | None = None,
     transport: httpx.AsyncBaseTransport | None = None,
+    clock: Clock | None = None,
 ) -> int:
     """Run every check and print the report; return the exit code (0: all passed, 1: not).
 
     `sandbox` (or SCENARIO_SANDBOX=1, as for the server) checks the built-in simulator, with dummy
-    credentials: no account needed. `transport` is for tests.
+    credentials: no account needed; so does a SCENARIO_BASE_URL that is a standalone simulator
+    (`api.simulator`). `transport` and `clock` (what retries wait on) are for tests.
     """
     out = out or sys.stdout
     symbols = symbols_for(out)
@@ -104,7 +109,7 @@ def check_command(
 
     with ExitStack() as resources:
         base_url = settings.base_url or DEFAULT_BASE_URL
-        if sandbox or settings.sandbox:
+        if sandbox or settings.sandbox or (transport is None and _is_standalone_simulator(settings)):
             if sandbox or settings.base_url is None:
                 from scenario_upscale_mcp.sandbox import Sandbox, serve_in_thread
 
@@ -117,9 +122,19 @@ def check_command(
             project = f", project {settings.project_id}" if settings.project_id else ""
             heading = f"Checking Scenario's API at {base_url}{project}"
         write(out, heading + "\n")  # now: the checks take a few seconds
-        lines = anyio.run(partial(run_checks, settings, base_url=base_url, transport=transport))
+        lines = anyio.run(partial(run_checks, settings, base_url=base_url, transport=transport, clock=clock))
     write(out, render(lines, hidden=hidden, symbols=symbols))
     return 0 if all(line.passed for line in lines) else 1
+
+
+def _is_standalone_simulator(settings: Settings) -> bool:
+    """SCENARIO_BASE_URL is `scenario-upscale-mcp sandbox` (see `api.simulator`): checked with dummy
+    credentials, as the server uses it."""
+    if settings.base_url is None:
+        return False
+    from scenario_upscale_mcp.api.simulator import answers_as_simulator
+
+    return answers_as_simulator(settings.base_url) is True
 
 
 def _simulator_settings(settings: Settings, base_url: str) -> Settings:

@@ -1,4 +1,4 @@
-"""An in-memory simulator of the parts of Scenario's REST API this project uses.
+"""A simulator of the parts of Scenario's REST API this project uses.
 
 It serves the tests, the demo, and anyone who wants to try the MCP server
 without a Scenario account. It follows ``docs/SCENARIO_API.md``: the two upscale
@@ -21,6 +21,11 @@ imports nothing from the rest of the project, so it cannot drift along with the
 client it is meant to check. Its time comes from an injected clock (``clock``),
 so tests drive job timelines, upload imports and URL expiry without sleeping.
 
+It keeps what it creates in memory, or in a state folder (``Sandbox(state_dir=...)``): then its
+assets, jobs and uploads outlive the process, and every simulator opening the folder, one after
+another or at once, serves the same simulated account. A job's status depends only on the time since
+its stored creation date, so a job started before a restart finishes on schedule after it.
+
 What is made up (the real API does not publish it) is marked ``Made up`` in the
 modules: the cost formula, the timeline of job statuses, and error texts.
 
@@ -40,6 +45,8 @@ The modules, one concept each:
 - ``errors``, ``request_parsing``, ``wire_format``: error shapes, how requests are read,
   how ids, dates and numbers are written
 - ``clock``: the one time source
+- ``storage``: blobs and tables, in memory; ``persistence``: the same in a state folder (SQLite and
+  blob files), shared by processes
 - ``serving``: running it with uvicorn on loopback
 
 ``Sandbox`` and ``serve_in_thread`` are re-exported here: they are what the

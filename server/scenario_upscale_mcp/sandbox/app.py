@@ -9,8 +9,8 @@ import logging
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict
+from pathlib import Path
 
-import anyio
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
@@ -34,6 +34,7 @@ from scenario_upscale_mcp.sandbox.imaging import sniff_image
 from scenario_upscale_mcp.sandbox.jobs import JobStore
 from scenario_upscale_mcp.sandbox.request_parsing import json_object
 from scenario_upscale_mcp.sandbox.signed_urls import UrlSigner
+from scenario_upscale_mcp.sandbox.storage import Storage, Table
 from scenario_upscale_mcp.sandbox.timeline import SandboxJob
 from scenario_upscale_mcp.sandbox.uploads import SandboxUpload, UploadStore
 from scenario_upscale_mcp.sandbox.wire_format import SANDBOX_HEADER
@@ -48,37 +49,64 @@ class Sandbox:
 
     `app` is the ASGI app. `faults` holds the fault knobs. `requests` logs
     (method, path) of every request, control routes included. `jobs`, `assets`,
-    `uploads` and `cdn_objects` (format conversions) are the in-memory stores.
+    `uploads` and `cdn_objects` (format conversions) are the stores: mappings by id.
+
+    `state_dir`, when given, is a folder where the stores are kept (`persistence`):
+    they outlive the process, and every simulator opening the same folder, in this
+    process or another, at once or later, serves the same assets, jobs and uploads,
+    and honours the URLs the others signed. Without it everything is in memory and
+    the stores hold the records themselves; in a folder, each read of a store is a
+    fresh copy (change a record through the API, not in place). The fault knobs,
+    `job_seconds`, `max_output_edge` and the request log are this instance's own.
+    `close` releases the folder.
 
     `clock` is where all of its time comes from (the real time unless given): job
-    timelines, the import delay of uploads, dates, and the expiry of signed URLs.
+    timelines, the import delay of uploads, dates, the expiry of signed URLs, and
+    the injected latency of answers.
     Job statuses are computed lazily from the clock when a job is read through
     the API, so `jobs[id].status` may lag until the next read.
     """
 
     def __init__(
-        self, *, job_seconds: float = 6.0, max_output_edge: int = 8192, clock: Clock | None = None
+        self,
+        *,
+        job_seconds: float = 6.0,
+        max_output_edge: int = 8192,
+        clock: Clock | None = None,
+        state_dir: Path | str | None = None,
     ) -> None:
         self.clock: Clock = clock or SystemClock()
         self.faults = Faults()
         self.requests: list[tuple[str, str]] = []
         self.route_counts: Counter[str] = Counter()
-        signer = UrlSigner(self.clock)
-        self._assets = AssetStore(self.clock, signer, self.faults)
+        if state_dir is None:
+            self.storage = Storage()
+        else:
+            from scenario_upscale_mcp.sandbox.persistence import FolderStorage
+
+            self.storage = FolderStorage(Path(state_dir).expanduser())
+        self.state_dir: Path | None = None if state_dir is None else Path(state_dir).expanduser()
+        signer = UrlSigner(self.clock, self.storage.url_secret())
+        self._assets = AssetStore(self.clock, signer, self.faults, self.storage)
         self._jobs = JobStore(
-            self.clock, self._assets, self.faults, job_seconds=job_seconds, max_output_edge=max_output_edge
+            self.clock,
+            self._assets,
+            self.faults,
+            self.storage,
+            job_seconds=job_seconds,
+            max_output_edge=max_output_edge,
         )
         self._generation = Generation(self._assets, self._jobs, self.faults)
         # Made up: how long an upload stays "validating" after "complete".
         import_delay = min(1.0, max(job_seconds, 0.0) / 10)
-        self._uploads = UploadStore(self.clock, signer, self._assets, import_delay=import_delay)
+        self._uploads = UploadStore(self.clock, signer, self._assets, self.storage, import_delay=import_delay)
         # The stores themselves (not copies), for tests to read and set up.
-        self.assets: dict[str, SandboxAsset] = self._assets.assets
-        self.cdn_objects: dict[str, CdnObject] = self._assets.cdn_objects
+        self.assets: Table[SandboxAsset] = self._assets.assets
+        self.cdn_objects: Table[CdnObject] = self._assets.cdn_objects
         # How each `POST /assets` sent its image, in order: "data_url" or "base64" (bare).
         self.asset_image_forms: list[str] = self._assets.image_forms
-        self.jobs: dict[str, SandboxJob] = self._jobs.jobs
-        self.uploads: dict[str, SandboxUpload] = self._uploads.uploads
+        self.jobs: Table[SandboxJob] = self._jobs.jobs
+        self.uploads: Table[SandboxUpload] = self._uploads.uploads
         self.app = Starlette(
             routes=self._routes(),
             middleware=[Middleware(_RecordRequests, sandbox=self)],
@@ -102,6 +130,18 @@ class Sandbox:
     @max_output_edge.setter
     def max_output_edge(self, pixels: int) -> None:
         self._jobs.max_output_edge = pixels
+
+    def close(self, render_timeout: float = 10.0) -> None:
+        """Wait (up to `render_timeout` seconds) for the outputs this process is rendering, then release
+        the state folder. In memory there is nothing to release."""
+        self._jobs.wait_for_renders(render_timeout)
+        self.storage.close()
+
+    def __enter__(self) -> Sandbox:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
     def add_asset(self, data: bytes, name: str | None = None) -> str:
         """Store an image directly, as if uploaded earlier; return its asset id (for test setup)."""
@@ -163,7 +203,7 @@ class Sandbox:
             if self.faults.latency_seconds > 0:
                 # After the work, before the answer: a slow answer to a generate
                 # that was nonetheless accepted is what makes client timeouts risky.
-                await anyio.sleep(self.faults.latency_seconds)
+                await self.clock.sleep(self.faults.latency_seconds)
             return response
 
         return endpoint
@@ -197,6 +237,7 @@ class Sandbox:
         return JSONResponse(
             {
                 "simulator": True,
+                "stateDir": None if self.state_dir is None else str(self.state_dir),
                 "faults": asdict(self.faults),
                 "requestCount": len(self.requests),
                 "apiRequestCount": self.api_request_count(),

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -23,10 +22,10 @@ from scenario_upscale_mcp.sandbox.faults import Faults
 from scenario_upscale_mcp.sandbox.imaging import pillow_writes, reformatted, sniff_image
 from scenario_upscale_mcp.sandbox.request_parsing import json_object, reject_unknown_fields
 from scenario_upscale_mcp.sandbox.signed_urls import UrlSigner
+from scenario_upscale_mcp.sandbox.storage import Blob, BlobRefs, Storage, Table
 from scenario_upscale_mcp.sandbox.wire_format import SANDBOX_AUTHOR_ID, SANDBOX_OWNER_ID, iso, new_id
 
 CDN_URL_TTL_SECONDS = 24 * 3600  # "valid for at least 24 h" (SCENARIO_API.md §4)
-_CDN_CHUNK_BYTES = 1024 * 1024
 
 # targetFormat of POST /assets/{id}/download -> (Pillow format, MIME type): the SDK's image formats
 # that Pillow writes. The SDK's others ("heif", "svg", and 3D, audio and video formats) are refused.
@@ -65,7 +64,7 @@ _IMAGE_EDIT_CAPABILITIES = (
 class SandboxAsset:
     id: str
     filename: str  # the last segment of its CDN URL
-    data: bytes  # the one stored copy; everything else slices it
+    content: Blob  # the one stored copy; everything else slices it
     mime_type: str
     width: int
     height: int
@@ -73,14 +72,63 @@ class SandboxAsset:
     source: str = "uploaded"  # the SDK's asset source: "uploaded", or "upscale" for a job's output
     parent_job_id: str | None = None  # the job that produced it
 
+    @property
+    def data(self) -> bytes:
+        return self.content.read()
+
 
 @dataclass
 class CdnObject:
     """A URL-only object (a format conversion): served by the CDN, not an asset."""
 
     filename: str
-    data: bytes
+    content: Blob
     mime_type: str
+
+    @property
+    def data(self) -> bytes:
+        return self.content.read()
+
+
+class AssetCodec:
+    """How an asset is kept in a state folder."""
+
+    def encode(self, asset: SandboxAsset, blobs: BlobRefs) -> dict[str, Any]:
+        return {
+            "filename": asset.filename,
+            "content": blobs.ref(asset.content),
+            "mimeType": asset.mime_type,
+            "width": asset.width,
+            "height": asset.height,
+            "createdAt": asset.created_at.isoformat(),
+            "source": asset.source,
+            "parentJobId": asset.parent_job_id,
+        }
+
+    def decode(self, key: str, fields: dict[str, Any], blobs: BlobRefs) -> SandboxAsset:
+        return SandboxAsset(
+            key,
+            fields["filename"],
+            blobs.deref(fields["content"]),
+            fields["mimeType"],
+            fields["width"],
+            fields["height"],
+            datetime.fromisoformat(fields["createdAt"]),
+            fields["source"],
+            fields["parentJobId"],
+        )
+
+
+class CdnObjectCodec:
+    def encode(self, stored: CdnObject, blobs: BlobRefs) -> dict[str, Any]:
+        return {
+            "filename": stored.filename,
+            "content": blobs.ref(stored.content),
+            "mimeType": stored.mime_type,
+        }
+
+    def decode(self, key: str, fields: dict[str, Any], blobs: BlobRefs) -> CdnObject:
+        return CdnObject(fields["filename"], blobs.deref(fields["content"]), fields["mimeType"])
 
 
 def _decode_base64_image(text: str) -> tuple[bytes, str]:
@@ -104,12 +152,13 @@ def _decode_base64_image(text: str) -> tuple[bytes, str]:
 class AssetStore:
     """The assets and format conversions, by key, and the routes that create and serve them."""
 
-    def __init__(self, clock: Clock, signer: UrlSigner, faults: Faults) -> None:
+    def __init__(self, clock: Clock, signer: UrlSigner, faults: Faults, storage: Storage) -> None:
         self._clock = clock
         self._signer = signer
         self._faults = faults
-        self.assets: dict[str, SandboxAsset] = {}
-        self.cdn_objects: dict[str, CdnObject] = {}
+        self.storage = storage
+        self.assets: Table[SandboxAsset] = storage.table("assets", AssetCodec())
+        self.cdn_objects: Table[CdnObject] = storage.table("cdn_objects", CdnObjectCodec())
         # How each `POST /assets` sent its image, in order: "data_url" or "base64" (bare).
         self.image_forms: list[str] = []
 
@@ -121,7 +170,7 @@ class AssetStore:
 
     def new(
         self,
-        data: bytes,
+        data: bytes | Blob,
         mime_type: str,
         width: int,
         height: int,
@@ -129,15 +178,16 @@ class AssetStore:
         *,
         parent_job_id: str | None = None,
     ) -> SandboxAsset:
-        """An asset record, not yet stored (`add` stores it)."""
+        """An asset record, not yet stored (`add` stores it); in a state folder its bytes are written."""
         asset_id = new_id("asset")
         extension = _EXTENSIONS.get(mime_type, mime_type.rpartition("/")[2] or "bin")
         filename = _safe_filename(name or "", f"{asset_id}.{extension}")
         # Made up: an upscale job's outputs have the source "upscale"; uploads are "uploaded".
         source = "uploaded" if parent_job_id is None else "upscale"
         created = wall_moment(self._clock)
+        content = data if isinstance(data, Blob) else self.storage.blob(data)
         return SandboxAsset(
-            asset_id, filename, data, mime_type, width, height, created, source, parent_job_id
+            asset_id, filename, content, mime_type, width, height, created, source, parent_job_id
         )
 
     def add(self, asset: SandboxAsset) -> None:
@@ -160,7 +210,7 @@ class AssetStore:
             "status": "success",
             "source": asset.source,
             "metadata": metadata,
-            "properties": {"size": len(asset.data), "width": asset.width, "height": asset.height},
+            "properties": {"size": asset.content.size, "width": asset.width, "height": asset.height},
             "privacy": "private",
             "authorId": SANDBOX_AUTHOR_ID,
             "ownerId": SANDBOX_OWNER_ID,
@@ -186,7 +236,8 @@ class AssetStore:
         sniffed = await run_in_threadpool(sniff_image, data)
         if sniffed is None:
             raise bad_request('"image" is not a supported image', field="image")
-        asset = self.new(data, *sniffed, name)
+        content = await run_in_threadpool(self.storage.blob, data)
+        asset = self.new(content, *sniffed, name)
         self.add(asset)
         return JSONResponse({"asset": self.to_json(request, asset)})
 
@@ -226,9 +277,10 @@ class AssetStore:
         converted = self.cdn_objects.get(key)
         if converted is None:
             data = await run_in_threadpool(reformatted, asset.data, pillow_format)
+            content = await run_in_threadpool(self.storage.blob, data)
             stem = asset.filename.rpartition(".")[0] or asset.filename
-            converted = CdnObject(f"{stem}.{target}", data, mime_type)
-            self.cdn_objects[key] = converted
+            # In a state folder, two processes may convert at once: the first stored copy wins.
+            converted = self.cdn_objects.setdefault(key, CdnObject(f"{stem}.{target}", content, mime_type))
         return JSONResponse({"url": self.cdn_url(request, key, converted.filename), "mimeType": mime_type})
 
     async def serve_cdn(self, request: Request) -> Response:
@@ -241,24 +293,17 @@ class AssetStore:
         stored: SandboxAsset | CdnObject | None = self.assets.get(key) or self.cdn_objects.get(key)
         if stored is None:
             return xml_error(404, "NoSuchKey", "The specified key does not exist.")
-        data, size = stored.data, len(stored.data)
+        size, limit = stored.content.size, None
         if self._faults.truncate_downloads > 0:
             self._faults.truncate_downloads -= 1
             # The headers promise every byte; the body stops halfway. Over a real
             # socket uvicorn then drops the connection, as a broken transfer would.
-            data = data[: size // 2]
+            limit = size // 2
         headers = {"Content-Length": str(size), "Cache-Control": "private, max-age=86400"}
-        return StreamingResponse(_chunks(data), media_type=stored.mime_type, headers=headers)
+        return StreamingResponse(stored.content.chunks(limit), media_type=stored.mime_type, headers=headers)
 
 
 def _safe_filename(name: str, fallback: str) -> str:
     cleaned = "".join(ch if ch.isascii() and (ch.isalnum() or ch in "._-") else "_" for ch in name)
     cleaned = cleaned.strip("._")
     return cleaned[:120] or fallback
-
-
-async def _chunks(data: bytes) -> AsyncIterator[memoryview]:
-    # Slices of a memoryview share the stored bytes: a 256 MB asset is never copied per request.
-    view = memoryview(data)
-    for start in range(0, len(view), _CDN_CHUNK_BYTES):
-        yield view[start : start + _CDN_CHUNK_BYTES]

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import base64
 import binascii
-import itertools
 import json
 import logging
 import threading
+import time
 from typing import Any
 
 from starlette.requests import Request
@@ -31,10 +31,14 @@ from scenario_upscale_mcp.sandbox.request_parsing import (
     reject_unknown_fields,
     reject_unknown_query,
 )
+from scenario_upscale_mcp.sandbox.storage import Blob, Storage, Table
 from scenario_upscale_mcp.sandbox.timeline import (
     JOB_STATUSES,
     JOB_TYPE,
     TERMINAL_STATUSES,
+    JobCodec,
+    Render,
+    RenderCodec,
     RenderedOutput,
     SandboxJob,
 )
@@ -61,18 +65,35 @@ _JOBS_QUERY = (
 
 
 class JobStore:
-    """The jobs, by id; `job_seconds` and `max_output_edge` apply to jobs created from then on."""
+    """The jobs, by id; `job_seconds` and `max_output_edge` apply to jobs created from then on.
+
+    In a state folder, jobs are shared with every simulator process that opens it: a job is changed
+    only inside `jobs.modify` (one transaction), and its output is rendered by whichever process finds
+    it unrendered and not being rendered here: the process that created it may have ended, and two
+    renders of one job make the same image (the first one stored is kept).
+    """
 
     def __init__(
-        self, clock: Clock, assets: AssetStore, faults: Faults, *, job_seconds: float, max_output_edge: int
+        self,
+        clock: Clock,
+        assets: AssetStore,
+        faults: Faults,
+        storage: Storage,
+        *,
+        job_seconds: float,
+        max_output_edge: int,
     ) -> None:
         self._clock = clock
         self._assets = assets
         self._faults = faults
+        self._storage = storage
         self.job_seconds = job_seconds
         self.max_output_edge = max_output_edge
-        self.jobs: dict[str, SandboxJob] = {}
-        self._sequence = itertools.count(1)
+        # Rendered outputs (or why rendering failed) of jobs that have not succeeded yet.
+        self._renders: Table[Render] = storage.table("renders", RenderCodec())
+        self.jobs: Table[SandboxJob] = storage.table("jobs", JobCodec(self._renders.__contains__))
+        self._rendering: dict[str, threading.Thread] = {}  # jobs this process is rendering now
+        self._rendering_lock = threading.Lock()
 
     def start(
         self, model_id: str, inputs: dict[str, Any], source: SandboxAsset, factor: float, cost: int
@@ -91,7 +112,10 @@ class JobStore:
             started=self._clock.now(),
             duration=max(self.job_seconds, 0.0),
             will_fail=will_fail,
-            sequence=next(self._sequence),
+            sequence=self._storage.next_sequence("jobs"),
+            source_asset_id=source.id,
+            factor=factor,
+            max_output_edge=self.max_output_edge,
             history=[("pending", created)],
         )
         self.jobs[job.id] = job
@@ -99,9 +123,7 @@ class JobStore:
             job.render_finished.set()
         else:
             # Rendered off the event loop from the start; the job cannot succeed before it is done.
-            threading.Thread(
-                target=self._render, args=(job, source.data, factor), name=f"sandbox-{job.id}", daemon=True
-            ).start()
+            self._start_render(job, source.content)
         return job
 
     def get(self, job_id: str) -> SandboxJob:
@@ -109,35 +131,85 @@ class JobStore:
         job = self.jobs.get(job_id)
         if job is None:
             raise ApiError(404, "NotFoundError", "Job not found", {"jobId": job_id})
+        if job.status in TERMINAL_STATUSES:
+            return job  # nothing more will happen to it
+        return self.jobs.modify(job_id, self._advanced)
+
+    def _advanced(self, job: SandboxJob) -> SandboxJob:
         self.advance(job)
         return job
 
     def advance(self, job: SandboxJob) -> None:
-        """Bring a job up to date with the clock; at the end of its timeline, store its output."""
+        """Bring a job up to date with the clock; at the end of its timeline, store its output.
+
+        In a state folder, only inside `jobs.modify` (so that the change is stored, and only once)."""
+        if job.status in TERMINAL_STATUSES:
+            return
+        if job.rendered is None and job.render_error is None and not job.will_fail:
+            self._find_render(job)
         rendered = job.advance(self._clock)
         if rendered is not None:
             asset = self._assets.new(
-                rendered.data, "image/png", rendered.width, rendered.height, None, parent_job_id=job.id
+                rendered.content, "image/png", rendered.width, rendered.height, None, parent_job_id=job.id
             )
             self._assets.add(asset)
             job.succeed(asset.id)
+            self._renders.pop(job.id, None)  # the asset holds the output now
+
+    def _find_render(self, job: SandboxJob) -> None:
+        """Take the job's stored render, or start rendering it if nothing here is (see the class)."""
+        with self._rendering_lock:
+            if job.id in self._rendering:
+                return
+        # Checked after `_rendering`: a render thread stores its result before it leaves `_rendering`.
+        render = self._renders.get(job.id)
+        if render is not None:
+            job.rendered, job.render_error = render.output, render.error
+            return
+        self._start_render(job, None)
+
+    def _start_render(self, job: SandboxJob, source: Blob | None) -> None:
+        with self._rendering_lock:
+            if job.id in self._rendering:
+                return
+            thread = threading.Thread(
+                target=self._render, args=(job, source), name=f"sandbox-{job.id}", daemon=True
+            )
+            self._rendering[job.id] = thread
+        thread.start()
+
+    def _render(self, job: SandboxJob, source: Blob | None) -> None:
+        try:
+            try:
+                data = (source or self._assets.get(job.source_asset_id).content).read()
+                png, width, height = upscaled_png(data, job.factor, job.max_output_edge)
+            except Exception as exc:  # Any Pillow failure becomes a failed job, as a model crash would.
+                logger.warning("sandbox: could not upscale the input of %s: %s", job.id, exc)
+                render = Render(error=f"Simulated upscale failed: {exc}")
+            else:
+                output = RenderedOutput(self._storage.blob(png), width, height, wall_moment(self._clock))
+                render = Render(output)
+            # The first render stored is the one kept (another process may have rendered it too).
+            stored = self._renders.setdefault(job.id, render)
+            job.rendered, job.render_error = stored.output, stored.error
+        except Exception:  # The state folder closed under it (the simulator is stopping).
+            logger.warning("sandbox: could not store the output of %s", job.id, exc_info=True)
+        finally:
+            job.render_finished.set()
+            with self._rendering_lock:
+                self._rendering.pop(job.id, None)
+
+    def wait_for_renders(self, timeout: float) -> None:
+        """Wait up to `timeout` seconds in all for the renders running in this process."""
+        deadline = time.monotonic() + timeout
+        with self._rendering_lock:
+            threads = list(self._rendering.values())
+        for thread in threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
 
     def in_flight(self) -> int:
         """How many jobs are running now (not in a final status)."""
-        for job in self.jobs.values():
-            self.advance(job)
-        return sum(1 for job in self.jobs.values() if job.status not in TERMINAL_STATUSES)
-
-    def _render(self, job: SandboxJob, data: bytes, factor: float) -> None:
-        try:
-            png, width, height = upscaled_png(data, factor, self.max_output_edge)
-        except Exception as exc:  # Any Pillow failure becomes a failed job, as a model crash would.
-            logger.warning("sandbox: could not upscale the input of %s: %s", job.id, exc)
-            job.render_error = f"Simulated upscale failed: {exc}"
-        else:
-            job.rendered = RenderedOutput(png, width, height, wall_moment(self._clock))
-        finally:
-            job.render_finished.set()
+        return sum(1 for job_id in self.jobs if self.get(job_id).status not in TERMINAL_STATUSES)
 
     async def get_job(self, request: Request) -> Response:
         """`GET /jobs/{jobId}`."""
@@ -145,17 +217,23 @@ class JobStore:
 
     async def job_action(self, request: Request) -> Response:
         """`POST /jobs/{jobId}/action`: cancel, refused unless the `cancel_refused` fault is off."""
-        job = self.get(request.path_params["jobId"])
+        job_id = request.path_params["jobId"]
+        self.get(job_id)  # a 404 first
         body = await json_object(request)
         reject_unknown_fields(body, ("action",))
         if body.get("action") != "cancel":
             raise bad_request('"action" must be "cancel"', field="action")
         if self._faults.cancel_refused:
             raise bad_request("Cannot cancel this type of job")
-        if job.status in TERMINAL_STATUSES:
-            raise bad_request(f"Cannot cancel a job whose status is {job.status}", status=job.status)
-        job.set_status("canceled", wall_moment(self._clock))
-        return JSONResponse({"job": job.to_api()})
+
+        def cancel(job: SandboxJob) -> SandboxJob:
+            self.advance(job)
+            if job.status in TERMINAL_STATUSES:
+                raise bad_request(f"Cannot cancel a job whose status is {job.status}", status=job.status)
+            job.set_status("canceled", wall_moment(self._clock))
+            return job
+
+        return JSONResponse({"job": self.jobs.modify(job_id, cancel).to_api()})
 
     async def list_jobs(self, request: Request) -> Response:
         """`GET /jobs`, with the SDK's query parameters (`jobs.list`): newest first, in pages."""
@@ -195,8 +273,8 @@ class JobStore:
         order = "updatedAt" if by_update else "createdAt"
         after = _after_key(request, order)
         rows: list[tuple[list[Any], SandboxJob]] = []
-        for job in self.jobs.values():
-            self.advance(job)
+        for job_id in self.jobs:
+            job = self.get(job_id)
             # Inclusive, so a client that noted the time just before posting always finds its job.
             if created_after is not None and job.created_at < created_after:
                 continue

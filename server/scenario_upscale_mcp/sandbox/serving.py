@@ -74,7 +74,13 @@ def serve_until_interrupted(sandbox: Sandbox, host: str = "127.0.0.1", port: int
     """Serve `sandbox` on loopback until Ctrl-C, logging its base URL (to stderr: stdout stays free)."""
     with serve_in_thread(sandbox, host, port) as base_url:
         logger.info("Scenario API simulator (not Scenario's API) listening at %s", base_url)
-        logger.info("Use SCENARIO_BASE_URL=%s and any non-empty API key and secret. Ctrl-C stops.", base_url)
+        if sandbox.state_dir is not None:
+            logger.info("Its assets and jobs are kept in %s", sandbox.state_dir)
+        logger.info(
+            "Set SCENARIO_BASE_URL=%s for the server: it needs no API key or secret for the simulator. "
+            "Ctrl-C stops.",
+            base_url,
+        )
         try:
             threading.Event().wait()
         except KeyboardInterrupt:

@@ -1,7 +1,8 @@
 """Signed, expiring URLs, as object storage presigns them: the CDN's and the upload parts'.
 
 A URL carries `expires` (epoch seconds, on the clock's `wall`) and `sig`, an HMAC of the resource
-and the expiry under a secret of this simulator instance.
+and the expiry under a secret of this simulator (kept in its state folder, when it has one, so that
+every process sharing the folder, or started after a restart, honours the URLs the others signed).
 """
 
 from __future__ import annotations
@@ -16,9 +17,9 @@ from scenario_upscale_mcp.sandbox.clock import Clock
 
 
 class UrlSigner:
-    def __init__(self, clock: Clock) -> None:
+    def __init__(self, clock: Clock, secret: bytes | None = None) -> None:
         self._clock = clock
-        self._secret = secrets.token_bytes(32)
+        self._secret = secret or secrets.token_bytes(32)
 
     def expiry(self, ttl_seconds: int) -> int:
         """The `expires` of a URL signed now, valid for `ttl_seconds`."""

@@ -1,19 +1,24 @@
 """How a job moves through the real statuses over time, and the job record that carries it.
 
 A job's status is computed lazily: `SandboxJob.advance` brings it up to date with the clock when the
-job is read through the API. Its timeline runs on the clock's `now` (monotonic), measured from the
-job's creation; the dates it shows are its `createdAt` plus where each status starts.
+job is read through the API. Its timeline is measured from the job's creation: on the clock's `now`
+(monotonic) for a job held in memory, on its `wall` from the stored creation date for a job read from a
+state folder, so that a job outlives the process that created it and finishes on schedule in whichever
+process reads it next (its status depends only on the time since its creation and its stored duration).
+The dates it shows are its `createdAt` plus where each status starts.
 """
 
 from __future__ import annotations
 
 import math
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 from scenario_upscale_mcp.sandbox.clock import Clock, wall_moment
+from scenario_upscale_mcp.sandbox.storage import Blob, BlobRefs
 from scenario_upscale_mcp.sandbox.wire_format import SANDBOX_AUTHOR_ID, SANDBOX_OWNER_ID, iso
 
 JOB_TYPE = "inference"  # every sandbox job runs a model (the type cancel is documented for)
@@ -49,10 +54,41 @@ _SIMULATED_FAILURE_HINT = (
 
 @dataclass
 class RenderedOutput:
-    data: bytes
+    content: Blob
     width: int
     height: int
     done_at: datetime
+
+
+@dataclass
+class Render:
+    """What rendering a job's output came to: the output, or why there is none."""
+
+    output: RenderedOutput | None = None
+    error: str | None = None
+
+
+class RenderCodec:
+    """How a render is kept in a state folder (until its job succeeds and the output becomes an asset)."""
+
+    def encode(self, render: Render, blobs: BlobRefs) -> dict[str, Any]:
+        output = render.output
+        if output is None:
+            return {"error": render.error}
+        return {
+            "content": blobs.ref(output.content),
+            "width": output.width,
+            "height": output.height,
+            "doneAt": output.done_at.isoformat(),
+        }
+
+    def decode(self, key: str, fields: dict[str, Any], blobs: BlobRefs) -> Render:
+        if "content" not in fields:
+            return Render(error=fields["error"])
+        done_at = datetime.fromisoformat(fields["doneAt"])
+        return Render(
+            RenderedOutput(blobs.deref(fields["content"]), fields["width"], fields["height"], done_at)
+        )
 
 
 @dataclass
@@ -62,10 +98,17 @@ class SandboxJob:
     inputs: dict[str, Any]
     cost: int
     created_at: datetime
-    started: float  # the clock's `now` at creation: the timeline is measured from here
+    # The clock's `now` at creation: the timeline is measured from here. None for a job read from a
+    # state folder (a monotonic reading means nothing to another process): measured from `created_at`.
+    started: float | None
     duration: float  # the sandbox's job_seconds when the job was created: later changes leave it alone
     will_fail: bool
     sequence: int = 0  # creation order, ties of createdAt included: the sort key of GET /jobs
+    # What rendering its output takes, so that any process can render it (the one that created it may
+    # have ended before it was done).
+    source_asset_id: str = ""
+    factor: float = 1.0
+    max_output_edge: int = 8192
     status: str = "pending"
     progress: float = 0.0
     history: list[tuple[str, datetime]] = field(default_factory=list)
@@ -98,7 +141,10 @@ class SandboxJob:
         """
         if self.status in TERMINAL_STATUSES:
             return None
-        elapsed = clock.now() - self.started
+        if self.started is not None:
+            elapsed = clock.now() - self.started
+        else:
+            elapsed = clock.wall() - self.created_at.timestamp()
         fraction = elapsed / self.duration if self.duration > 0 else math.inf
         for status, start in _TIMELINE:
             if fraction < start or self.reached(status):
@@ -157,3 +203,59 @@ class SandboxJob:
             "createdAt": iso(self.created_at),
             "updatedAt": iso(self.updated_at),
         }
+
+
+class JobCodec:
+    """How a job is kept in a state folder: its record, without what this process's render thread holds
+    (renders are a table of their own) and without its monotonic start (see `SandboxJob.started`).
+
+    `is_rendered(job_id)` says whether a job's render is stored: a job read back has its
+    `render_finished` set when it is, or when the job needs none (it has ended, or will fail)."""
+
+    def __init__(self, is_rendered: Callable[[str], bool]) -> None:
+        self._is_rendered = is_rendered
+
+    def encode(self, job: SandboxJob, blobs: BlobRefs) -> dict[str, Any]:
+        return {
+            "modelId": job.model_id,
+            "inputs": job.inputs,
+            "cost": job.cost,
+            "createdAt": job.created_at.isoformat(),
+            "duration": job.duration,
+            "willFail": job.will_fail,
+            "sequence": job.sequence,
+            "sourceAssetId": job.source_asset_id,
+            "factor": job.factor,
+            "maxOutputEdge": job.max_output_edge,
+            "status": job.status,
+            "progress": job.progress,
+            "history": [[status, at.isoformat()] for status, at in job.history],
+            "assetIds": job.asset_ids,
+            "error": job.error,
+            "hint": job.hint,
+        }
+
+    def decode(self, key: str, fields: dict[str, Any], blobs: BlobRefs) -> SandboxJob:
+        job = SandboxJob(
+            id=key,
+            model_id=fields["modelId"],
+            inputs=fields["inputs"],
+            cost=fields["cost"],
+            created_at=datetime.fromisoformat(fields["createdAt"]),
+            started=None,
+            duration=fields["duration"],
+            will_fail=fields["willFail"],
+            sequence=fields["sequence"],
+            source_asset_id=fields["sourceAssetId"],
+            factor=fields["factor"],
+            max_output_edge=fields["maxOutputEdge"],
+            status=fields["status"],
+            progress=fields["progress"],
+            history=[(status, datetime.fromisoformat(at)) for status, at in fields["history"]],
+            asset_ids=fields["assetIds"],
+            error=fields["error"],
+            hint=fields["hint"],
+        )
+        if job.will_fail or job.status in TERMINAL_STATUSES or self._is_rendered(key):
+            job.render_finished.set()
+        return job

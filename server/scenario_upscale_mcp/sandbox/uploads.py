@@ -17,12 +17,13 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from scenario_upscale_mcp.sandbox.assets import AssetStore, SandboxAsset
+from scenario_upscale_mcp.sandbox.assets import AssetCodec, AssetStore, SandboxAsset
 from scenario_upscale_mcp.sandbox.clock import Clock, wall_moment
 from scenario_upscale_mcp.sandbox.errors import ApiError, bad_request, xml_error
 from scenario_upscale_mcp.sandbox.imaging import sniff_image
 from scenario_upscale_mcp.sandbox.request_parsing import json_object, reject_unknown_fields
 from scenario_upscale_mcp.sandbox.signed_urls import UrlSigner
+from scenario_upscale_mcp.sandbox.storage import Blob, BlobRefs, NotStored, Storage, Table
 from scenario_upscale_mcp.sandbox.wire_format import SANDBOX_AUTHOR_ID, SANDBOX_OWNER_ID, iso, new_id
 
 PART_URL_TTL_SECONDS = 3600
@@ -55,9 +56,12 @@ class SandboxUpload:
     created_at: datetime
     part_urls: list[dict[str, Any]]
     status: str = "pending"
-    parts: dict[int, bytes] = field(default_factory=dict)
+    parts: dict[int, Blob] = field(default_factory=dict)
     parts_received: int = 0  # every accepted PUT, re-sent parts included
-    completed_at: float | None = None  # the clock's `now`
+    # When "complete" was called: the clock's `now` (None once read from a state folder, where a
+    # monotonic reading means nothing to another process) and its `wall`.
+    completed_at: float | None = None
+    completed_wall: float | None = None
     # Worked out when "complete" is called, revealed by a later read (see `_advance_upload`).
     outcome: SandboxAsset | str | None = None
     entity_id: str | None = None
@@ -65,20 +69,91 @@ class SandboxUpload:
     updated_at: datetime | None = None
 
 
-class UploadStore:
-    """The uploads, by id, and the routes of the flow; what they import goes to the asset store."""
+class UploadCodec:
+    """How an upload is kept in a state folder: its parts and the asset it will import as blobs."""
 
-    def __init__(self, clock: Clock, signer: UrlSigner, assets: AssetStore, *, import_delay: float) -> None:
+    def __init__(self, assets: AssetCodec) -> None:
+        self._assets = assets
+
+    def encode(self, upload: SandboxUpload, blobs: BlobRefs) -> dict[str, Any]:
+        outcome: dict[str, Any] | str | None
+        if isinstance(upload.outcome, SandboxAsset):
+            outcome = {"id": upload.outcome.id, **self._assets.encode(upload.outcome, blobs)}
+        else:
+            outcome = upload.outcome
+        return {
+            "fileName": upload.file_name,
+            "contentType": upload.content_type,
+            "fileSize": upload.file_size,
+            "partCount": upload.part_count,
+            "kind": upload.kind,
+            "createdAt": upload.created_at.isoformat(),
+            "partUrls": upload.part_urls,
+            "status": upload.status,
+            "parts": {str(number): blobs.ref(part) for number, part in upload.parts.items()},
+            "partsReceived": upload.parts_received,
+            "completedWall": upload.completed_wall,
+            "outcome": outcome,
+            "entityId": upload.entity_id,
+            "errorMessage": upload.error_message,
+            "updatedAt": None if upload.updated_at is None else upload.updated_at.isoformat(),
+        }
+
+    def decode(self, key: str, fields: dict[str, Any], blobs: BlobRefs) -> SandboxUpload:
+        stored = fields["outcome"]
+        outcome: SandboxAsset | str | None = stored
+        if isinstance(stored, dict):
+            outcome = self._assets.decode(stored["id"], stored, blobs)
+        updated = fields["updatedAt"]
+        return SandboxUpload(
+            id=key,
+            file_name=fields["fileName"],
+            content_type=fields["contentType"],
+            file_size=fields["fileSize"],
+            part_count=fields["partCount"],
+            kind=fields["kind"],
+            created_at=datetime.fromisoformat(fields["createdAt"]),
+            part_urls=fields["partUrls"],
+            status=fields["status"],
+            parts={int(number): blobs.deref(ref) for number, ref in fields["parts"].items()},
+            parts_received=fields["partsReceived"],
+            completed_wall=fields["completedWall"],
+            outcome=outcome,
+            entity_id=fields["entityId"],
+            error_message=fields["errorMessage"],
+            updated_at=None if updated is None else datetime.fromisoformat(updated),
+        )
+
+
+class UploadStore:
+    """The uploads, by id, and the routes of the flow; what they import goes to the asset store.
+
+    In a state folder an upload is shared by every process that opens it: each change is one
+    `uploads.modify`, so parts sent to two processes at once all count."""
+
+    def __init__(
+        self,
+        clock: Clock,
+        signer: UrlSigner,
+        assets: AssetStore,
+        storage: Storage,
+        *,
+        import_delay: float,
+    ) -> None:
         self._clock = clock
         self._signer = signer
         self._assets = assets
+        self._storage = storage
         self._import_delay = import_delay  # Made up: how long an upload stays "validating" after "complete".
-        self.uploads: dict[str, SandboxUpload] = {}
+        self.uploads: Table[SandboxUpload] = storage.table("uploads", UploadCodec(AssetCodec()))
 
     def _upload(self, upload_id: str) -> SandboxUpload:
-        upload = self.uploads.get(upload_id)
-        if upload is None:
-            raise ApiError(404, "NotFoundError", "Upload not found", {"uploadId": upload_id})
+        try:
+            return self.uploads.modify(upload_id, self._advanced)
+        except NotStored:
+            raise ApiError(404, "NotFoundError", "Upload not found", {"uploadId": upload_id}) from None
+
+    def _advanced(self, upload: SandboxUpload) -> SandboxUpload:
         self._advance_upload(upload)
         return upload
 
@@ -149,28 +224,54 @@ class UploadStore:
         if self._signer.expired(expires):
             return xml_error(403, "AccessDenied", "Request has expired")
         data = await request.body()
-        upload = self.uploads.get(upload_id)
-        # Checked after reading the body: "complete" may have been called meanwhile.
-        if upload is None or upload.status != "pending":
-            return xml_error(404, "NoSuchUpload", "The specified upload does not exist.")
-        if not 1 <= number <= upload.part_count:
-            return xml_error(400, "InvalidArgument", f"Part number must be between 1 and {upload.part_count}")
-        upload.parts[number] = data
-        upload.parts_received += 1
+        part = await run_in_threadpool(self._storage.blob, data)
+
+        def add_part(upload: SandboxUpload) -> Response | None:
+            # Checked after reading the body: "complete" may have been called meanwhile.
+            if upload.status != "pending":
+                return xml_error(404, "NoSuchUpload", "The specified upload does not exist.")
+            if not 1 <= number <= upload.part_count:
+                return xml_error(
+                    400, "InvalidArgument", f"Part number must be between 1 and {upload.part_count}"
+                )
+            upload.parts[number] = part
+            upload.parts_received += 1
+            return None
+
+        try:
+            refused = self.uploads.modify(upload_id, add_part)
+        except NotStored:
+            refused = xml_error(404, "NoSuchUpload", "The specified upload does not exist.")
+        if refused is not None:
+            return refused
         etag = hashlib.md5(data, usedforsecurity=False).hexdigest()
         return Response(status_code=200, headers={"ETag": f'"{etag}"'})
 
     async def upload_action(self, request: Request) -> Response:
-        upload = self._upload(request.path_params["uploadId"])
+        upload_id = request.path_params["uploadId"]
+        self._upload(upload_id)  # a 404 first
         body = await json_object(request)
         reject_unknown_fields(body, ("action",))
         if body.get("action") != "complete":
             raise bad_request('"action" must be "complete"', field="action")
-        if upload.status != "pending":
-            raise bad_request(f"Upload is already {upload.status}", status=upload.status)
-        upload.status, upload.updated_at = "validating", wall_moment(self._clock)
-        upload.completed_at = self._clock.now()
-        upload.outcome = await run_in_threadpool(self._assemble, upload)
+
+        def complete(upload: SandboxUpload) -> SandboxUpload:
+            self._advance_upload(upload)
+            if upload.status != "pending":
+                raise bad_request(f"Upload is already {upload.status}", status=upload.status)
+            upload.status, upload.updated_at = "validating", wall_moment(self._clock)
+            upload.completed_at, upload.completed_wall = self._clock.now(), self._clock.wall()
+            return upload
+
+        upload = self.uploads.modify(upload_id, complete)
+        outcome = await run_in_threadpool(self._assemble, upload)
+
+        def settle(stored: SandboxUpload) -> SandboxUpload:
+            stored.outcome = outcome
+            stored.parts.clear()  # The joined bytes become the asset's one stored copy.
+            return stored
+
+        upload = self.uploads.modify(upload_id, settle)
         return JSONResponse({"upload": self._upload_json(upload)})
 
     def _assemble(self, upload: SandboxUpload) -> SandboxAsset | str:
@@ -179,25 +280,31 @@ class UploadStore:
         if missing:
             return f"Parts never uploaded: {missing}"
         for number in range(1, upload.part_count):
-            if len(upload.parts[number]) < MIN_PART_BYTES:
+            if upload.parts[number].size < MIN_PART_BYTES:
                 return (
-                    f"Part {number} is {len(upload.parts[number])} bytes; every part but the last "
+                    f"Part {number} is {upload.parts[number].size} bytes; every part but the last "
                     f"must be at least {MIN_PART_BYTES} bytes (5 MiB)"
                 )
-        received = sum(len(part) for part in upload.parts.values())
+        received = sum(part.size for part in upload.parts.values())
         if received != upload.file_size:
             return f"Received {received} bytes but fileSize is {upload.file_size}"
-        data = b"".join(upload.parts[number] for number in range(1, upload.part_count + 1))
-        upload.parts.clear()  # The joined bytes become the asset's one stored copy.
+        data = b"".join(upload.parts[number].read() for number in range(1, upload.part_count + 1))
+        upload.parts.clear()
         sniffed = sniff_image(data)
         if sniffed is None:
             return "The uploaded file is not a supported image"
         return self._assets.new(data, *sniffed, upload.file_name)
 
     def _advance_upload(self, upload: SandboxUpload) -> None:
-        if upload.status != "validating" or upload.outcome is None or upload.completed_at is None:
+        if upload.status != "validating" or upload.outcome is None:
             return
-        if self._clock.now() < upload.completed_at + self._import_delay:
+        if upload.completed_at is not None:
+            waited = self._clock.now() - upload.completed_at
+        elif upload.completed_wall is not None:
+            waited = self._clock.wall() - upload.completed_wall
+        else:
+            return
+        if waited < self._import_delay:
             return
         if isinstance(upload.outcome, SandboxAsset):
             self._assets.add(upload.outcome)
