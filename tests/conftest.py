@@ -20,7 +20,7 @@ from mcp.server.mcpserver import MCPServer
 from scenario_upscale_mcp.app import create_server
 from scenario_upscale_mcp.clock import AnyioClock, Clock
 from scenario_upscale_mcp.config import Settings
-from scenario_upscale_mcp.sandbox import Sandbox
+from scenario_upscale_mcp.sandbox.app import Sandbox
 from scenario_upscale_mcp.service import Upscaler
 from tests.fake_clock import FakeClock, hold_while_rendering
 from tests.images import png_bytes

@@ -61,7 +61,7 @@ import anyio.lowlevel
 import anyio.to_thread
 
 if TYPE_CHECKING:
-    from scenario_upscale_mcp.sandbox import Sandbox
+    from scenario_upscale_mcp.sandbox.app import Sandbox
 
 START = 1_000.0
 TICK = 1e-6  # seconds each reading moves time on

@@ -63,7 +63,7 @@ from scenario_upscale_mcp.api.client import ScenarioClient
 from scenario_upscale_mcp.api.errors import ApiError
 from scenario_upscale_mcp.clock import Clock
 from scenario_upscale_mcp.config import Settings
-from scenario_upscale_mcp.sandbox import Sandbox
+from scenario_upscale_mcp.sandbox.app import Sandbox
 from scenario_upscale_mcp.sandbox.catalogue import INPUT_TYPES, MODELS
 from scenario_upscale_mcp.sandbox.timeline import JOB_STATUSES, SandboxJob
 from tests.conftest import RecordingTransport, simulator

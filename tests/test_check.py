@@ -18,7 +18,7 @@ from scenario_upscale_mcp.check.probing import CHECKED_MODELS
 from scenario_upscale_mcp.check.report import render
 from scenario_upscale_mcp.cli import main
 from scenario_upscale_mcp.config import Settings
-from scenario_upscale_mcp.sandbox import Sandbox
+from scenario_upscale_mcp.sandbox.app import Sandbox
 from tests.fake_clock import FakeClock
 
 API_URL = "https://api.test/v1"

@@ -18,7 +18,8 @@ import pytest
 from PIL import Image
 
 from scenario_upscale_mcp.demo import SAMPLES
-from scenario_upscale_mcp.sandbox import Sandbox, serve_in_thread
+from scenario_upscale_mcp.sandbox.app import Sandbox
+from scenario_upscale_mcp.sandbox.serving import serve_in_thread
 from tests.images import png_bytes
 
 pytestmark = pytest.mark.slow

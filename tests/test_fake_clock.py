@@ -13,7 +13,7 @@ from mcp import Client
 
 from scenario_upscale_mcp.clock import AnyioClock
 from scenario_upscale_mcp.config import Settings
-from scenario_upscale_mcp.sandbox import Sandbox
+from scenario_upscale_mcp.sandbox.app import Sandbox
 from tests.fake_clock import FakeClock
 from tests.images import png_bytes
 

@@ -15,7 +15,8 @@ import pytest
 from mcp import Client
 
 from scenario_upscale_mcp import cli
-from scenario_upscale_mcp.sandbox import Sandbox, serve_in_thread
+from scenario_upscale_mcp.sandbox.app import Sandbox
+from scenario_upscale_mcp.sandbox.serving import serve_in_thread
 from scenario_upscale_mcp.serving.http import exposure_warning
 from tests.images import png_bytes
 

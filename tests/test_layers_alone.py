@@ -19,7 +19,7 @@ from scenario_upscale_mcp.images.uploads import Uploader, upload_image
 from scenario_upscale_mcp.jobs.async_ledger import AsyncLedger
 from scenario_upscale_mcp.jobs.ledger import Ledger
 from scenario_upscale_mcp.jobs.submission import Submission, Submitter, submit
-from scenario_upscale_mcp.sandbox import Sandbox
+from scenario_upscale_mcp.sandbox.app import Sandbox
 from tests.conftest import SANDBOX_URL, RecordingTransport
 from tests.images import png_bytes
 

@@ -10,7 +10,8 @@ import anyio
 import pytest
 from mcp import Client, StdioServerParameters
 
-from scenario_upscale_mcp.sandbox import Sandbox, serve_in_thread
+from scenario_upscale_mcp.sandbox.app import Sandbox
+from scenario_upscale_mcp.sandbox.serving import serve_in_thread
 from tests.images import png_bytes
 from tests.servers import stdio_params, structured
 

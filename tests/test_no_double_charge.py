@@ -12,7 +12,7 @@ from mcp import Client, MCPError
 
 from scenario_upscale_mcp.app import create_server
 from scenario_upscale_mcp.config import Settings
-from scenario_upscale_mcp.sandbox import Sandbox
+from scenario_upscale_mcp.sandbox.app import Sandbox
 from tests.conftest import RecordingTransport
 from tests.fake_clock import FakeClock
 from tests.images import png_bytes

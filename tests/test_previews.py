@@ -28,7 +28,7 @@ from scenario_upscale_mcp.outputs.previews import (
     describe_image,
     make_preview,
 )
-from scenario_upscale_mcp.sandbox import Sandbox
+from scenario_upscale_mcp.sandbox.app import Sandbox
 from tests.images import RGBA, png_with_idat, record_decoded_sizes
 
 pytestmark = pytest.mark.anyio

@@ -37,7 +37,7 @@ from hypothesis import strategies as st
 from mcp import Client
 from mcp.server.mcpserver import MCPServer
 
-from scenario_upscale_mcp.sandbox import Sandbox
+from scenario_upscale_mcp.sandbox.app import Sandbox
 from scenario_upscale_mcp.service import Upscaler
 from scenario_upscale_tools.inventory import SCHEMAS
 from tests.conftest import RecordingTransport

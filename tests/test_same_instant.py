@@ -15,7 +15,8 @@ from mcp import Client
 from mcp.types import TextContent
 
 from scenario_upscale_mcp.jobs.ledger import Ledger, LedgerError
-from scenario_upscale_mcp.sandbox import Sandbox, serve_in_thread
+from scenario_upscale_mcp.sandbox.app import Sandbox
+from scenario_upscale_mcp.sandbox.serving import serve_in_thread
 from tests.conftest import RecordingTransport
 from tests.images import png_bytes, write_noise_png
 from tests.servers import stdio_params, structured

@@ -19,8 +19,9 @@ from PIL import Image
 
 from scenario_upscale_mcp.cli import build_parser
 from scenario_upscale_mcp.clock import Clock
-from scenario_upscale_mcp.sandbox import Sandbox, serve_in_thread
+from scenario_upscale_mcp.sandbox.app import Sandbox
 from scenario_upscale_mcp.sandbox.faults import FAULT_KINDS, Faults
+from scenario_upscale_mcp.sandbox.serving import serve_in_thread
 from scenario_upscale_mcp.sandbox.uploads import MIN_PART_BYTES
 from scenario_upscale_mcp.sandbox.wire_format import SANDBOX_HEADER
 from tests.conftest import simulator

@@ -29,7 +29,8 @@ import pytest
 from mcp import Client
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from scenario_upscale_mcp.sandbox import Sandbox, serve_in_thread
+from scenario_upscale_mcp.sandbox.app import Sandbox
+from scenario_upscale_mcp.sandbox.serving import serve_in_thread
 from scenario_upscale_mcp.serving.stdio import _read_lines
 from tests.images import noise_png, noise_size
 from tests.test_http import free_loopback_port, wait_until_listening

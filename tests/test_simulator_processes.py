@@ -26,7 +26,7 @@ import pytest
 from mcp import Client, StdioServerParameters
 
 from scenario_upscale_mcp.jobs.ledger import Ledger
-from scenario_upscale_mcp.sandbox import Sandbox
+from scenario_upscale_mcp.sandbox.app import Sandbox
 from tests.images import png_bytes
 from tests.servers import structured
 

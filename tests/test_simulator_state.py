@@ -26,8 +26,9 @@ from scenario_upscale_mcp.api import simulator as probe
 from scenario_upscale_mcp.app import create_server
 from scenario_upscale_mcp.config import SANDBOX_CREDENTIAL, Settings
 from scenario_upscale_mcp.jobs.ledger import Ledger
-from scenario_upscale_mcp.sandbox import Sandbox, serve_in_thread
+from scenario_upscale_mcp.sandbox.app import Sandbox
 from scenario_upscale_mcp.sandbox.persistence import StateFolderError
+from scenario_upscale_mcp.sandbox.serving import serve_in_thread
 from scenario_upscale_mcp.sandbox.wire_format import SANDBOX_HEADER
 from scenario_upscale_mcp.service import Upscaler
 from tests.images import png_bytes

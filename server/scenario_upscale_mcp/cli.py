@@ -210,7 +210,7 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(check_command(sandbox=args.sandbox))
     configure_logging()
     if args.command == "sandbox":
-        from scenario_upscale_mcp.sandbox import Sandbox
+        from scenario_upscale_mcp.sandbox.app import Sandbox
         from scenario_upscale_mcp.sandbox.persistence import StateFolderError
         from scenario_upscale_mcp.sandbox.serving import serve_until_interrupted
 

@@ -138,7 +138,8 @@ async def _demo(options: DemoOptions, out: Console, err: Console) -> int:
             f"[yellow]Your {env_credentials[0]} is set but not used:[/] pass --real to upscale with "
             "Scenario's API instead (billed, after showing the cost)."
         )
-    from scenario_upscale_mcp.sandbox import Sandbox, serve_in_thread
+    from scenario_upscale_mcp.sandbox.app import Sandbox
+    from scenario_upscale_mcp.sandbox.serving import serve_in_thread
 
     with (
         serve_in_thread(Sandbox(job_seconds=options.job_seconds)) as base_url,

@@ -120,7 +120,8 @@ class Upscaler:
         settings = self.settings
         base_url = settings.base_url
         if settings.sandbox and base_url is None and self._transport is None:
-            from scenario_upscale_mcp.sandbox import Sandbox, serve_in_thread
+            from scenario_upscale_mcp.sandbox.app import Sandbox
+            from scenario_upscale_mcp.sandbox.serving import serve_in_thread
 
             # Its state beside the sandbox ledger: a restarted server finds its jobs again, and every
             # server process (one per host app) and a standalone simulator share one simulated account.

@@ -21,7 +21,8 @@ import anyio
 import httpx
 from mcp import Client
 
-from scenario_upscale_mcp.sandbox import Sandbox, serve_in_thread
+from scenario_upscale_mcp.sandbox.app import Sandbox
+from scenario_upscale_mcp.sandbox.serving import serve_in_thread
 from tests.servers import stdio_params, structured
 
 AUTH = ("sandbox", "sandbox")

@@ -11,7 +11,7 @@ import pytest
 from mcp import Client
 from PIL import Image
 
-from scenario_upscale_mcp.sandbox import Sandbox
+from scenario_upscale_mcp.sandbox.app import Sandbox
 from tests.conftest import RecordingTransport
 from tests.images import noise_png, png_bytes
 from tests.servers import structured

@@ -6,7 +6,7 @@ import anyio
 import pytest
 from mcp import Client
 
-from scenario_upscale_mcp.sandbox import Sandbox
+from scenario_upscale_mcp.sandbox.app import Sandbox
 from tests.conftest import RecordingTransport
 from tests.fake_clock import FakeClock
 from tests.images import png_bytes

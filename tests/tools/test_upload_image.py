@@ -12,7 +12,7 @@ import pytest
 from mcp import Client
 from PIL import Image
 
-from scenario_upscale_mcp.sandbox import Sandbox
+from scenario_upscale_mcp.sandbox.app import Sandbox
 from tests.conftest import RecordingTransport
 from tests.images import png_bytes, write_noise_png
 from tests.servers import structured

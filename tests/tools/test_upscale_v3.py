@@ -13,7 +13,7 @@ from mcp import Client
 from mcp.types import ImageContent, ResourceLink, TextContent
 from PIL import Image
 
-from scenario_upscale_mcp.sandbox import Sandbox
+from scenario_upscale_mcp.sandbox.app import Sandbox
 from tests.conftest import RecordingTransport
 from tests.fake_clock import FakeClock
 from tests.images import png_bytes

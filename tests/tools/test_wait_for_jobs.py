@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from mcp import Client
 
-from scenario_upscale_mcp.sandbox import Sandbox
+from scenario_upscale_mcp.sandbox.app import Sandbox
 from tests.conftest import RecordingTransport
 from tests.images import png_bytes
 

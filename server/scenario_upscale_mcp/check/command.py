@@ -111,7 +111,8 @@ def check_command(
         base_url = settings.base_url or DEFAULT_BASE_URL
         if sandbox or settings.sandbox or (transport is None and _is_standalone_simulator(settings)):
             if sandbox or settings.base_url is None:
-                from scenario_upscale_mcp.sandbox import Sandbox, serve_in_thread
+                from scenario_upscale_mcp.sandbox.app import Sandbox
+                from scenario_upscale_mcp.sandbox.serving import serve_in_thread
 
                 base_url = resources.enter_context(serve_in_thread(Sandbox()))
             heading = (

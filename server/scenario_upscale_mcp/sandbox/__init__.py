@@ -49,13 +49,6 @@ The modules, one concept each:
   blob files), shared by processes
 - ``serving``: running it with uvicorn on loopback
 
-``Sandbox`` and ``serve_in_thread`` are re-exported here: they are what the
-server and the tests use. Unlike the server's other packages, importing this one
-loads the simulator; nothing imports it at start-up (the server does so lazily,
-for ``SCENARIO_SANDBOX=1``, ``demo`` and ``check --sandbox``).
+Like every package here, this ``__init__`` imports nothing: ``Sandbox`` is in ``app``,
+``serve_in_thread`` in ``serving``.
 """
-
-from scenario_upscale_mcp.sandbox.app import Sandbox
-from scenario_upscale_mcp.sandbox.serving import serve_in_thread
-
-__all__ = ["Sandbox", "serve_in_thread"]
