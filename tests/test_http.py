@@ -171,12 +171,26 @@ def test_binding_beyond_loopback_warns_loudly_on_stderr(
 ) -> None:
     import uvicorn
 
+    from scenario_upscale_mcp.serving import http
+
+    bound: list[tuple[str, int]] = []
+    bind_socket = http.bind_socket
     served: list[tuple[str, int]] = []
-    monkeypatch.setattr(uvicorn, "run", lambda app, host, port, **options: served.append((host, port)))
+
+    def bind_on_loopback(host: str, port: int) -> socket.socket:
+        bound.append((host, port))
+        return bind_socket("127.0.0.1", 0)  # never beyond loopback in a test
+
+    def serve(server: uvicorn.Server, sockets: list[socket.socket]) -> None:
+        served.append((server.config.host, len(sockets)))
+        server.started = True
+
+    monkeypatch.setattr(http, "bind_socket", bind_on_loopback)
+    monkeypatch.setattr(uvicorn.Server, "run", serve)
 
     cli.main(["--transport", "http", "--host", "0.0.0.0", "--port", "8123"])
 
-    assert served == [("0.0.0.0", 8123)]  # nothing was bound: uvicorn.run is replaced
+    assert bound == [("0.0.0.0", 8123)] and served == [("0.0.0.0", 1)]
     captured = capsys.readouterr()
     assert captured.out == ""
     assert "WARNING: serving MCP over HTTP on 0.0.0.0" in captured.err

@@ -181,6 +181,7 @@ def test_a_submission_is_stored_as_given(ledger: Ledger, tmp_path: Path) -> None
         request_key="key-a",
         source_stem="castle",
         upscale_factor=4.0,
+        output_dir=None,
         status="queued",
         progress=0.0,
         cost=None,
@@ -230,6 +231,49 @@ def test_a_second_submission_record_keeps_the_first(ledger: Ledger) -> None:
     assert again.parameters == {"image": "castle.png", "scale": 4}
     assert (again.request_key, again.source_stem, again.upscale_factor) == ("key-a", "castle", 4.0)
     assert again.cost == 3.0  # it was missing
+
+
+def test_the_folder_a_call_asked_for_is_remembered_and_the_first_one_kept(ledger: Ledger) -> None:
+    ledger.observe_job("job_1", status="queued", progress=0.0)  # another process saw it first
+
+    def record(job_id: str, output_dir: str | None) -> JobRecord:
+        return ledger.record_submission(
+            job_id=job_id,
+            model="model_upscale-v3",
+            parameters={},
+            inputs={},
+            request_key=None,
+            source_stem="castle",
+            upscale_factor=2.0,
+            status="queued",
+            progress=0.0,
+            cost=None,
+            output_dir=output_dir,
+        )
+
+    assert record("job_1", "/pictures/sub1").output_dir == "/pictures/sub1"
+    assert record("job_1", "/pictures/other").output_dir == "/pictures/sub1"
+    assert record("job_2", None).output_dir is None
+    assert ledger.get_job("job_1") == ledger.list_jobs()[-1]
+
+
+def test_a_version_2_ledger_gains_the_output_folder_and_keeps_its_jobs(tmp_path: Path) -> None:
+    path = tmp_path / FILE_NAME
+    with closing(sqlite3.connect(path)) as db:
+        for script in MIGRATIONS[:2]:
+            db.executescript(script)
+        db.execute(
+            "INSERT INTO jobs (job_id, model, status, created_at, updated_at) "
+            "VALUES ('job_old', 'model_upscale-v3', 'queued', 1, 1)"
+        )
+        db.execute("PRAGMA user_version = 2")
+        db.commit()
+
+    with Ledger(path) as ledger:
+        old = ledger.get_job("job_old")
+
+    assert old is not None and old.output_dir is None
+    assert sqlite_value(path, "PRAGMA user_version") == SCHEMA_VERSION
 
 
 def test_observing_an_unknown_job_records_it(ledger: Ledger) -> None:

@@ -74,7 +74,9 @@ async def test_a_job_outlives_the_server_process_that_submitted_it(tmp_path: Pat
     with anyio.fail_after(CALL_SECONDS):
         async with Client(params, read_timeout_seconds=CALL_SECONDS) as first_run:
             submitted = await call(
-                first_run, "upscale_v3", {"image": str(image), "upscaleFactor": 2, "wait": 0}
+                first_run,
+                "upscale_v3",
+                {"image": str(image), "upscaleFactor": 2, "outputDir": "sub1", "wait": 0},
             )
             running = await call(first_run, "upscale_texture", {"image": str(image), "wait": 0})
 
@@ -96,8 +98,13 @@ async def test_a_job_outlives_the_server_process_that_submitted_it(tmp_path: Pat
     assert job["status"] == "success"
     [saved] = job["outputs"]
     assert Path(saved["path"]).is_file() and (saved["width"], saved["height"]) == (100, 80)
+    # Saved by another process, where the first one's call asked: outputDir is kept with the job.
+    assert str(tmp_path / "output" / "sub1") in submitted["next"]
+    assert Path(saved["path"]).parent == tmp_path / "output" / "sub1"
+    assert Path(saved["path"]).name.startswith("hero_upscale-v3_x2_")
     [again] = downloaded["files"]
     assert Path(again["path"]).is_file() and again["path"] != saved["path"]
+    assert Path(again["path"]).parent == tmp_path / "output" / "sub1"
     statuses = {entry["jobId"]: entry["status"] for entry in listed["jobs"]}
     assert statuses[submitted["jobId"]] == "success"  # not "pending" forever
 

@@ -185,11 +185,33 @@ def build_tool(spec: ToolSpec) -> Tool:
         listed, name=spec.name, title=spec.title, description=spec.description, annotations=spec.annotations
     )
     tool.fn_metadata.arg_model = _strict_arguments(tool.fn_metadata.arg_model, given)
-    # The strict model's schema is the generated one plus this key; not generating it twice keeps
+    # The strict model's schema is the generated one, lean, plus this key; not generating it twice keeps
     # start-up fast (schema generation is most of the cost of listing tools).
-    tool.parameters = {**tool.parameters, "additionalProperties": False}
+    tool.parameters = {**lean_schema(tool.parameters), "additionalProperties": False}
     tool.fn = _errors_as_tool_errors(spec.fn)
     return tool
+
+
+# Keywords whose value maps names (of properties, of definitions) to schemas, not a keyword to a value.
+_SCHEMA_MAPS = frozenset({"properties", "patternProperties", "$defs", "definitions", "dependentSchemas"})
+
+
+def lean_schema(schema: Any) -> Any:
+    """An input schema without pydantic's `title`s ("Upscalefactor" next to `upscaleFactor`, "upscale_v3
+    Arguments"): they tell an assistant nothing and cost every conversation tokens. Only the `title`
+    keyword goes; a property named `title` stays, and every bound, enum, default and description.
+    """
+    if isinstance(schema, list):
+        return [lean_schema(item) for item in schema]
+    if not isinstance(schema, dict):
+        return schema
+    return {
+        key: {name: lean_schema(sub) for name, sub in value.items()}
+        if key in _SCHEMA_MAPS and isinstance(value, dict)
+        else lean_schema(value)
+        for key, value in schema.items()
+        if key != "title"
+    }
 
 
 def _given_parameter(fn: Callable[..., Any]) -> str | None:
@@ -324,6 +346,12 @@ def _strict_arguments(arg_model: type[ArgModelBase], given: str | None) -> type[
                         )
                     )
                 raise ValidationError.from_exception_data(exc.title, details) from None
+
+        @classmethod
+        def model_json_schema(cls, *args: Any, **kwargs: Any) -> dict[str, Any]:
+            """The schema as listed: lean (`lean_schema`)."""
+            lean: dict[str, Any] = lean_schema(super().model_json_schema(*args, **kwargs))
+            return lean
 
         def model_dump_one_level(self) -> dict[str, Any]:
             arguments: dict[str, Any] = super().model_dump_one_level()

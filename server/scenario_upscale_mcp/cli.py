@@ -38,30 +38,24 @@ def configure_logging() -> None:
 def build_parser() -> argparse.ArgumentParser:
     import argparse  # only when there are arguments: host apps start the server with none
 
+    from scenario_upscale_mcp import __version__
+
     parser = argparse.ArgumentParser(
         prog="scenario-upscale-mcp",
+        parents=[_serving_options(None)],
         description=(
             "MCP server for Scenario's upscale models. With no command it serves MCP over stdio, "
             "as host apps (Claude Desktop, Claude Code, Cursor, VS Code) start it."
         ),
     )
-    parser.add_argument(
-        "--transport",
-        choices=("stdio", "http"),
-        default="stdio",
-        help="stdio (default: for host apps that start the server) or http (streamable HTTP at /mcp)",
-    )
-    parser.add_argument(
-        "--host",
-        default=DEFAULT_HTTP_HOST,
-        help=f"with --transport http: address to listen on (default {DEFAULT_HTTP_HOST}; anything else "
-        "exposes the server, which has no authentication, to the network)",
-    )
-    parser.add_argument(
-        "--port", type=int, default=DEFAULT_HTTP_PORT, help="with --transport http: port (default 8000)"
-    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command")
-    commands.add_parser("serve", help="serve MCP (the default)")
+    commands.add_parser(
+        "serve",
+        parents=[_serving_options(argparse.SUPPRESS)],
+        help="serve MCP (the default)",
+        description="Serve MCP over stdio (the default) or streamable HTTP at http://HOST:PORT/mcp.",
+    )
     demo = commands.add_parser(
         "demo",
         help="upscale sample images through the server, against the built-in simulator",
@@ -144,6 +138,41 @@ def build_parser() -> argparse.ArgumentParser:
         help="cap on the long edge of results, in pixels (default 8192: keeps memory bounded)",
     )
     return parser
+
+
+def _serving_options(suppress: str | None) -> argparse.ArgumentParser:
+    """The serving options, accepted before the command (`--transport http serve`) and after it
+    (`serve --transport http`), and with no command at all.
+
+    The main parser holds the defaults; `serve` is given these with `suppress` (argparse.SUPPRESS) as
+    every default, so only the options written after it are set there: a default of its own would
+    overwrite the value given before the command.
+    """
+    import argparse
+
+    def default(value: object) -> object:
+        return value if suppress is None else suppress
+
+    options = argparse.ArgumentParser(add_help=False)
+    options.add_argument(
+        "--transport",
+        choices=("stdio", "http"),
+        default=default("stdio"),
+        help="stdio (default: for host apps that start the server) or http (streamable HTTP at /mcp)",
+    )
+    options.add_argument(
+        "--host",
+        default=default(DEFAULT_HTTP_HOST),
+        help=f"with --transport http: address to listen on (default {DEFAULT_HTTP_HOST}; anything else "
+        "exposes the server, which has no authentication, to the network)",
+    )
+    options.add_argument(
+        "--port",
+        type=int,
+        default=default(DEFAULT_HTTP_PORT),
+        help=f"with --transport http: port (default {DEFAULT_HTTP_PORT}; 0 picks a free one, which is logged)",
+    )
+    return options
 
 
 def _loopback_host(host: str) -> str:

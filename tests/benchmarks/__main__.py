@@ -12,7 +12,7 @@ import platform
 import sys
 from datetime import date
 
-from tests.benchmarks import cold_start, download, preview, rejection, upload, wait_for_jobs
+from tests.benchmarks import cold_start, download, preview, rejection, tool_list, upload, wait_for_jobs
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -42,6 +42,18 @@ def main(argv: list[str] | None = None) -> None:
             f"{start['first_call_ms']:.0f} ms vs {start['second_call_ms']:.0f} ms for the second",
             "reported",
             True,
+        )
+    )
+
+    section("tool list")
+    listed = tool_list.main([])
+    rows.append(
+        (
+            "tool list: input schemas + descriptions",
+            f"{listed['total_bytes']:,} bytes (largest tool {listed['largest_bytes']:,})",
+            f"≤ {tool_list.BUDGET_BYTES:,} bytes",
+            listed["total_bytes"] <= tool_list.BUDGET_BYTES
+            and listed["largest_bytes"] <= tool_list.PER_TOOL_BYTES,
         )
     )
 

@@ -145,3 +145,15 @@ async def test_a_large_result_stays_under_the_hosts_1_mb_limit(
     assert len(wire.encode()) < 1_000_000, len(wire)
     [preview] = [block for block in result.content if block.type == "image"]
     assert len(preview.data) <= 750_000  # base64 of the preview
+
+
+async def test_the_text_names_every_saved_file_with_the_right_plural(
+    client: Client, sandbox: Sandbox
+) -> None:
+    one, two = (sandbox.add_asset(png_bytes(20, 10), f"{name}.png") for name in "ab")
+
+    single = await client.call_tool("download_assets", {"assetIds": [one], "preview": False})
+    double = await client.call_tool("download_assets", {"assetIds": [one, two], "preview": False})
+
+    assert single.content[0].text.startswith("Saved 1 file: ")  # type: ignore[union-attr]
+    assert double.content[0].text.startswith("Saved 2 files: ")  # type: ignore[union-attr]

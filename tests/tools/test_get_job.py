@@ -59,3 +59,16 @@ async def test_an_unknown_job_id_is_a_clear_error(client: Client, api: Recording
     assert result.is_error
     assert "Job not found" in result.content[0].text  # type: ignore[union-attr]
     assert len(api.requests) == 1  # a 404 is not retried
+
+
+async def test_a_finished_job_reads_as_succeeded(client: Client, sandbox: Sandbox) -> None:
+    asset = sandbox.add_asset(png_bytes(40, 30), "tile.png")
+    submitted = await client.call_tool("upscale_v3", {"image": asset, "wait": 20})
+    assert submitted.structured_content is not None
+    job_id = submitted.structured_content["jobId"]
+
+    result = await client.call_tool("get_job", {"jobId": job_id})
+
+    text = result.content[0].text  # type: ignore[union-attr]
+    assert text.startswith(f"Job {job_id} (model_upscale-v3) succeeded"), text
+    assert "is success" not in text

@@ -38,6 +38,8 @@ async def test_lists_submitted_jobs_newest_first_with_a_status_filter(
     assert all(job["model"] == "model_sc-upscale-flux-texture" for job in listed)
     [finished] = done.structured_content["jobs"]
     assert finished["jobId"] == ids[0] and finished["outputs"][0]["path"]
+    assert everything.content[0].text.startswith("The 3 most recent jobs (")  # type: ignore[union-attr]
+    assert done.content[0].text.startswith("The most recent job (statuses as last seen")  # type: ignore[union-attr]
     assert len(api.requests) == requests_before  # the ledger alone answers
 
 

@@ -27,57 +27,41 @@ def upscaler_of(ctx: ToolContext) -> Upscaler:
 
 # --- argument types shared by several tools ----------------------------------------------------------
 
+# Said once per tool, on `image`; other image arguments say "like `image`" (the tool list stays lean:
+# tests/test_tool_list_size.py).
 IMAGE_REFERENCE_HELP = (
-    "an asset id (asset_...); a local image file as an absolute path, a ~/ path or a file:// URI "
-    "(must be under SCENARIO_ALLOWED_DIRS); an https:// URL on a public host; or a data: URI. Files, "
-    "URLs and data URIs are uploaded for you (JPEG, PNG, GIF, WebP, AVIF or TIFF)"
+    "Asset id, local file (absolute, ~/ or file://; in SCENARIO_ALLOWED_DIRS), https URL or data: URI "
+    "(JPEG, PNG, GIF, WebP, AVIF, TIFF)."
 )
 # No length bound: a data: URI is as long as its image; its decoded size is capped instead.
-ImageReference = Annotated[str, Field(min_length=1, description=f"Image: {IMAGE_REFERENCE_HELP}.")]
-JobId = Annotated[
-    str,
-    Field(
-        min_length=1,
-        max_length=200,
-        pattern=r"^[A-Za-z0-9_-]+$",
-        description="A job id as returned by an upscale tool (e.g. job_abc123).",
-    ),
-]
+ImageReference = Annotated[str, Field(min_length=1, description=IMAGE_REFERENCE_HELP)]
+"""upload_image's `image`, with the help on image references."""
+ImageArgument = Annotated[str, Field(min_length=1, description="The image, as upload_image's `image`.")]
+"""A model tool's `image`: the help is upload_image's."""
+MoreImages = Annotated[str, Field(min_length=1)]
+"""An item of a list of images: the list's description refers to `image` for the help."""
+JobIdText = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9_-]+$")]
+"""A job id, undescribed: for an argument that describes it itself."""
+JobId = Annotated[JobIdText, Field(description="A job id from an upscale tool.")]
 DryRun = Annotated[
     bool,
-    Field(
-        description="If true, only return the cost estimate in creative units; nothing is submitted or billed."
-    ),
+    Field(description="Only quote the cost; submit nothing."),
 ]
 Wait = Annotated[
     float,
     Field(
         ge=0,
         le=3600,
-        description=(
-            "Seconds to wait for the job before answering (0 = answer at once with the job id). The "
-            "default stays under desktop hosts' ~60 s tool-call limit; a job still running after it keeps "
-            "running and can be picked up with get_job."
-        ),
+        description=("Seconds to wait; then the job goes on (see wait_for_jobs)."),
     ),
 ]
 AllowDuplicate = Annotated[
     bool,
-    Field(
-        description=(
-            "Submit even if an identical request is still running or succeeded in the last 10 minutes. "
-            "By default that earlier job is returned instead, so a retried call is never billed twice."
-        )
-    ),
+    Field(description="Resubmit even if an identical job ran in the last 10 min."),
 ]
 OutputDir = Annotated[
     str | None,
-    Field(
-        description=(
-            "Folder to save results in: absolute, ~/..., or relative to the server's output folder. Must be "
-            "inside the output folder or SCENARIO_ALLOWED_DIRS. Default: the output folder."
-        )
-    ),
+    Field(description="Save folder: in the output folder (default) or SCENARIO_ALLOWED_DIRS."),
 ]
 
 

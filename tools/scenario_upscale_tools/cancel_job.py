@@ -6,15 +6,16 @@ from typing import Annotated
 
 from mcp.types import CallToolResult, ToolAnnotations
 
-from scenario_upscale_mcp.api.errors import BadRequestError
+from scenario_upscale_mcp.api.errors import BadRequestError, NotFoundError
 from scenario_upscale_tools.arguments import JobId, ToolContext, upscaler_of
 from scenario_upscale_tools.inventory import ToolSpec
+from scenario_upscale_tools.not_found import unknown_id
 from scenario_upscale_tools.views import JobView, job_view, tool_result
 
 
 async def cancel_job(ctx: ToolContext, jobId: JobId) -> Annotated[CallToolResult, JobView]:
-    """Try to cancel a running upscale job (best effort). Scenario often refuses ("Cannot cancel this type
-    of job"); then the job keeps running and will be billed, and this says so. Returns the job's state.
+    """Try to cancel a running upscale job; Scenario often refuses, and the job then runs on and is
+    billed. Returns the job's state.
     """
     upscaler = upscaler_of(ctx)
     try:
@@ -22,7 +23,12 @@ async def cancel_job(ctx: ToolContext, jobId: JobId) -> Annotated[CallToolResult
         refused = None
     except BadRequestError as exc:
         refused = exc.reason or str(exc)
-    job = await upscaler.client.get_job(jobId)
+    except NotFoundError as exc:
+        raise unknown_id("jobId", jobId, exc, "list_jobs shows the recent jobs.") from exc
+    try:
+        job = await upscaler.client.get_job(jobId)
+    except NotFoundError as exc:
+        raise unknown_id("jobId", jobId, exc, "list_jobs shows the recent jobs.") from exc
     view = job_view(await upscaler.observe(job), job)
     if refused is None:
         summary = f"Asked Scenario to cancel job {jobId}; it is now {job.status}."

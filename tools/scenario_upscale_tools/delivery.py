@@ -9,28 +9,40 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from scenario_upscale_mcp.api.errors import ScenarioError
+from scenario_upscale_mcp.api.errors import InputError, ScenarioError
 from scenario_upscale_mcp.jobs.saving import NamingHint
+from scenario_upscale_mcp.outputs.folders import resolve_output_dir
 from scenario_upscale_mcp.outputs.writing import SavedFile
 from scenario_upscale_tools.scenario_models import MODELS
 from scenario_upscale_tools.views import JobView, OutputFile, job_view, recorded_outputs
 
 if TYPE_CHECKING:
     from scenario_upscale_mcp.api.answers import Job
+    from scenario_upscale_mcp.config import Settings
     from scenario_upscale_mcp.jobs.ledger import JobRecord, Ledger
     from scenario_upscale_mcp.service import Upscaler
 
 
 async def settle(
-    upscaler: Upscaler, job: Job, folder: Path, *, cost: float | None = None, notice: str | None = None
+    upscaler: Upscaler,
+    job: Job,
+    folder: Path | None,
+    *,
+    cost: float | None = None,
+    notice: str | None = None,
 ) -> tuple[JobView, list[SavedFile]]:
     """Record the job's state; if it succeeded, save its outputs. Returns its view and the saved files.
 
+    `folder` None saves into the folder the job's submitting call asked for (`remembered_folder`).
     A failure to save does not fail the answer: the view carries it as its notice, with no files.
     """
     record = await upscaler.observe(job)
     if job.status != "success":
         return job_view(record, job, cost=cost, notice=notice), []
+    if folder is None:
+        folder, fallback = remembered_folder(upscaler.settings, record)
+        if fallback:
+            notice = f"{notice} {fallback}" if notice else fallback
     already = _saved_before(record, job, folder)
     if already is not None:
         # A job returned again (an identical request, a second wait) keeps the files it already has.
@@ -56,6 +68,22 @@ async def settle(
 
     await upscaler.ledger(remember)
     return job_view(record, job, cost=cost, outputs=outputs, notice=notice), saved
+
+
+def remembered_folder(settings: Settings, record: JobRecord | None) -> tuple[Path, str | None]:
+    """The folder the job's submitting call asked for (its `outputDir`, kept in the ledger), or the output
+    folder when it named none. A remembered folder no longer allowed or usable (the allowed folders changed,
+    a file took its place) gives the output folder too, with a sentence saying so.
+    """
+    if record is None or not record.output_dir:
+        return settings.output_dir, None
+    try:
+        return resolve_output_dir(record.output_dir, settings), None
+    except InputError as exc:
+        return settings.output_dir, (
+            f"Job {record.job_id} was to be saved into {record.output_dir}, which can no longer be used "
+            f"({str(exc).rstrip('.')}); it is saved into the output folder {settings.output_dir} instead."
+        )
 
 
 def _saved_before(record: JobRecord, job: Job, folder: Path) -> list[SavedFile] | None:

@@ -7,20 +7,19 @@ from typing import TYPE_CHECKING, Annotated, Literal
 from mcp.types import CallToolResult, ToolAnnotations
 from pydantic import Field
 
-from scenario_upscale_mcp.api.errors import InputError, MissingCredentialsError
+from scenario_upscale_mcp.api.errors import InputError, MissingCredentialsError, NotFoundError
 from scenario_upscale_mcp.outputs.folders import resolve_output_dir
 from scenario_upscale_mcp.outputs.writing import SavedFile, safe_stem
-from scenario_upscale_tools.arguments import JobId, OutputDir, ToolContext, upscaler_of
-from scenario_upscale_tools.delivery import naming_for
+from scenario_upscale_tools.arguments import JobIdText, OutputDir, ToolContext, upscaler_of
+from scenario_upscale_tools.delivery import naming_for, remembered_folder
 from scenario_upscale_tools.inventory import ToolSpec
-from scenario_upscale_tools.views import OutputFile, ResultModel, tool_result
+from scenario_upscale_tools.not_found import unknown_id
+from scenario_upscale_tools.views import OutputFile, ResultModel, count, tool_result
 
 if TYPE_CHECKING:
     from scenario_upscale_mcp.jobs.ledger import Ledger
 
-AssetId = Annotated[
-    str, Field(pattern=r"^asset_[A-Za-z0-9_-]+$", description="A Scenario asset id (asset_...).")
-]
+AssetId = Annotated[str, Field(pattern=r"^asset_[A-Za-z0-9_-]+$")]
 
 
 class DownloadResult(ResultModel):
@@ -34,24 +33,23 @@ async def download_assets(
     ctx: ToolContext,
     assetIds: Annotated[
         list[AssetId] | None,
-        Field(min_length=1, max_length=32, description="Asset ids to save (give this or jobId)."),
+        Field(min_length=1, max_length=32, description="Asset ids to save (or give jobId)."),
     ] = None,
     jobId: Annotated[
-        JobId | None, Field(description="Save every output of this finished job (give this or assetIds).")
+        JobIdText | None, Field(description="Save this finished job's outputs (or give assetIds).")
     ] = None,
     outputDir: OutputDir = None,
     format: Annotated[
         Literal["png", "jpeg", "webp"] | None,
-        Field(description="Convert on Scenario's side before downloading; default: the asset's own format."),
+        Field(description="Convert to this format; default: the asset's own."),
     ] = None,
     preview: Annotated[
         bool,
-        Field(description="Include a small preview of the first file in the answer (false saves context)."),
+        Field(description="Preview the first file in the answer."),
     ] = True,
 ) -> Annotated[CallToolResult, DownloadResult]:
-    """Save Scenario assets to the output folder (or outputDir), by asset ids or as every output of a
-    finished job; optionally converted to png, jpeg or webp. Links are fetched fresh each time, files
-    are written atomically and never overwrite an existing file. Returns paths, sizes and a preview.
+    """Save assets (by id, or a finished job's outputs) to the output folder, optionally converted;
+    never overwrites. Returns paths and a preview.
     """
     if (assetIds is None) == (jobId is None):
         raise InputError("Give exactly one of assetIds (a list of asset ids) or jobId (a finished job's id).")
@@ -60,14 +58,20 @@ async def download_assets(
     if upscaler.settings.credentials() is None:
         raise MissingCredentialsError
     saved: list[SavedFile]
+    fallback: str | None = None
     if jobId is not None:
-        job = await upscaler.client.get_job(jobId)
+        try:
+            job = await upscaler.client.get_job(jobId)
+        except NotFoundError as exc:
+            raise unknown_id("jobId", jobId, exc, "list_jobs shows the recent jobs.") from exc
         record = await upscaler.observe(job)
         if job.status != "success":
             raise InputError(
                 f"Job {jobId} is {job.status}; only a successful job has outputs to download "
                 "(wait_for_jobs waits for it and saves them)."
             )
+        if not outputDir:  # the folder the job's upscale call asked for
+            folder, fallback = remembered_folder(upscaler.settings, record)
         asset_ids = job.metadata.asset_ids
         saved = await upscaler.save_job_outputs(job, folder, naming_for(record, job), target_format=format)
     else:
@@ -78,7 +82,11 @@ async def download_assets(
             def name_for(extension: str, asset_id: str = asset_id) -> str:
                 return f"{safe_stem(asset_id)}.{extension}"
 
-            saved.append(await upscaler.save_asset(asset_id, folder, name_for, target_format=format))
+            try:
+                saved.append(await upscaler.save_asset(asset_id, folder, name_for, target_format=format))
+            except NotFoundError as exc:
+                argument = f"assetIds[{(assetIds or []).index(asset_id)}]"
+                raise unknown_id(argument, asset_id, exc) from exc
 
     files = [OutputFile.saved(asset_id, file) for asset_id, file in zip(asset_ids, saved, strict=True)]
 
@@ -88,7 +96,9 @@ async def download_assets(
 
     await upscaler.ledger(remember)
     listing = "; ".join(f"{f.path} ({f.width}×{f.height}, {f.bytes:,} bytes)" for f in files)
-    summary = f"Saved {len(files)} file(s): {listing}."
+    summary = f"Saved {count(len(files), 'file')}: {listing}."
+    if fallback:
+        summary += f" {fallback}"
     return await tool_result(DownloadResult(jobId=jobId, files=files), summary, saved, preview=preview)
 
 

@@ -19,19 +19,22 @@ class JobList(ResultModel):
 
 async def list_jobs(
     ctx: ToolContext,
-    limit: Annotated[int, Field(ge=1, le=200, description="How many jobs to return, newest first.")] = 20,
-    status: Annotated[JobStatus | None, Field(description="Only jobs last seen in this status.")] = None,
+    limit: Annotated[int, Field(ge=1, le=200, description="How many jobs.")] = 20,
+    status: Annotated[JobStatus | None, Field(description="Only jobs last seen so.")] = None,
 ) -> Annotated[CallToolResult, JobList]:
-    """List recent upscale jobs this server submitted or saw, newest first, from its local ledger: id,
-    model, status, cost, saved files. Statuses are as last seen (use get_job or wait_for_jobs for fresh ones).
-    Needs no network and no credentials.
+    """List recent upscale jobs from this server's ledger, newest first, as last seen (get_job refreshes
+    one): status, cost, saved files. Needs no network.
     """
     records = await upscaler_of(ctx).ledger(lambda db: db.list_jobs(limit=limit, status=status))
     result = JobList(jobs=[job_view(record) for record in records])
     if not records:
         return await tool_result(result, "No jobs recorded yet.")
     listing = "; ".join(view.brief() for view in result.jobs)
-    return await tool_result(result, f"{len(records)} most recent jobs: {listing}")
+    heading = "The most recent job" if len(records) == 1 else f"The {len(records)} most recent jobs"
+    return await tool_result(
+        result,
+        f"{heading} (statuses as last seen; get_job refreshes one): {listing}",
+    )
 
 
 TOOL = ToolSpec(

@@ -25,9 +25,8 @@ class UploadResult(ResultModel):
 
 
 async def upload_image(ctx: ToolContext, image: ImageReference) -> Annotated[CallToolResult, UploadResult]:
-    """Upload an image to Scenario and return its asset id, for reuse as `image`, `styleImages` or
-    `imagePrompt` in several calls without sending the file each time. Accepts a local file (absolute,
-    ~/ or file://), an https URL or a data: URI; the same content is only ever uploaded once.
+    """Upload an image once to get an asset id to reuse as `image`, `styleImages` or `imagePrompt`; the
+    same content is never uploaded twice.
     """
     upscaler = upscaler_of(ctx)
     with scratch_folder() as scratch:

@@ -15,11 +15,14 @@ from typing import TYPE_CHECKING, Annotated, Any
 from mcp.types import CallToolResult
 from pydantic import Field
 
+from scenario_upscale_mcp.api.errors import NotFoundError
 from scenario_upscale_mcp.images.sources import scratch_folder
 from scenario_upscale_mcp.jobs.submission import Submission
 from scenario_upscale_mcp.outputs.folders import resolve_output_dir
 from scenario_upscale_tools.arguments import ToolContext, upscaler_of
-from scenario_upscale_tools.delivery import settle
+from scenario_upscale_tools.delivery import remembered_folder, settle
+from scenario_upscale_tools.not_found import field_of, unknown_id
+from scenario_upscale_tools.progress import MonotonicProgress
 from scenario_upscale_tools.scenario_models import UpscaleModel
 from scenario_upscale_tools.views import JobView, tool_result
 
@@ -49,6 +52,20 @@ class Options:
 async def run_upscale(
     ctx: ToolContext, model: UpscaleModel, inputs: dict[str, Any], given: frozenset[str], options: Options
 ) -> CallToolResult:
+    """`_run_upscale`, with the API's 404 for an asset id given directly (found only when the job is
+    priced or submitted) said with the argument that holds it: `styleImages[1]: asset_x was not found`."""
+    try:
+        return await _run_upscale(ctx, model, inputs, given, options)
+    except NotFoundError as exc:
+        named = field_of(exc, _image_fields(inputs, model))
+        if named is None:
+            raise
+        raise unknown_id(*named, exc, "upload_image makes an asset id from a file.") from exc
+
+
+async def _run_upscale(
+    ctx: ToolContext, model: UpscaleModel, inputs: dict[str, Any], given: frozenset[str], options: Options
+) -> CallToolResult:
     """Upscale with the model's `inputs` (every one, at its effective value), of which the caller set `given`.
 
     Only what the caller set goes into the body (`image` always does): a preset "applies a set of
@@ -69,8 +86,22 @@ async def run_upscale(
             return _api_body(sent, model, {field: image.asset_id for field, image in images.items()})
 
         if options.dry_run:
-            estimate = await upscaler.client.generate(model.model_id, await make_body(), dry_run=True)
+            # Pricing needs asset ids, so a local file, URL or data: URI is uploaded even here: said in
+            # the answer, since the upload is an asset left in the user's project.
+            priced = await upscaler.upload_images(checked)
+            body = _api_body(sent, model, {field: image.asset_id for field, image in priced.items()})
+            estimate = await upscaler.client.generate(model.model_id, body, dry_run=True)
             cost = estimate.creative_units_cost
+            uploaded = list(dict.fromkeys(image.asset_id for image in priced.values() if image.uploaded))
+            if not uploaded:
+                disclosed = "Nothing was submitted or billed."
+            else:
+                what = "the image was" if len(uploaded) == 1 else f"{len(uploaded)} images were"
+                disclosed = (
+                    f"Nothing was submitted or billed, but to price it {what} uploaded to your Scenario "
+                    f"project as {'asset' if len(uploaded) == 1 else 'assets'} {', '.join(uploaded)} "
+                    "(an upscale of the same content reuses the upload)."
+                )
             view = UpscaleResult(
                 jobId=None,
                 model=model.model_id,
@@ -80,9 +111,7 @@ async def run_upscale(
                 dryRun=True,
             )
             quoted = f"{cost:g} creative units" if cost is not None else "an unknown amount"
-            return await tool_result(
-                view, f"Dry run: this upscale would cost {quoted}. Nothing was submitted."
-            )
+            return await tool_result(view, f"Dry run: this upscale would cost {quoted}. {disclosed}")
 
         wait = min(options.wait, settings.max_wait_seconds)
         started = upscaler.clock.now()
@@ -94,6 +123,8 @@ async def run_upscale(
                 parameters={key: value for key, value in sent.items() if value is not None},
                 source_stem=checked["image"].stem,
                 upscale_factor=float(inputs["upscaleFactor"]),
+                # Kept with the job, so a later wait_for_jobs or download_assets saves it here too.
+                output_dir=str(folder) if options.output_dir else None,
             ),
             allow_duplicate=options.allow_duplicate,
             wait_budget=wait,
@@ -104,15 +135,16 @@ async def run_upscale(
     )
 
     remaining = wait - (upscaler.clock.now() - started)
+    progress = MonotonicProgress(ctx)
     if remaining > 0 and not job.is_terminal:
 
         async def report(update: Job) -> None:
             await upscaler.observe(update)
-            await ctx.report_progress(update.progress, 1.0, f"{update.status} ({update.progress:.0%})")
+            await progress.report(update.progress, f"{update.status} ({update.progress:.0%})")
 
         job = await upscaler.watch_job(job.job_id, wait_seconds=remaining, on_update=report)
     elif job.is_terminal:
-        await ctx.report_progress(job.progress, 1.0, job.status)
+        await progress.report(job.progress, job.status)
     return await _answer(upscaler, job, submitted.cost, folder, submitted.notice)
 
 
@@ -134,9 +166,13 @@ async def _answer(
         if view.hint:
             lines.append(f"Hint: {view.hint}")
     else:
+        # Where a later wait_for_jobs saves it: the folder its (first) call asked for, as the ledger has it.
+        record = await upscaler.ledger(lambda db: db.get_job(job.job_id))
+        where, _ = remembered_folder(upscaler.settings, record)
         result.next = (
             f"The job is still running and keeps running (and is billed) whether or not you wait. Call "
-            f"wait_for_jobs with jobIds [{job.job_id!r}] to wait for it and save the result, or get_job to check it."
+            f"wait_for_jobs with jobIds [{job.job_id!r}] to wait for it and save the result into {where} "
+            "(unless you give it another outputDir), or get_job to check it."
         )
         lines = [f"Job {job.job_id} is {job.status} ({job.progress:.0%}).", result.next]
     if view.notice:

@@ -12,7 +12,8 @@ from scenario_upscale_tools.arguments import (
     AllowDuplicate,
     DryRun,
     Given,
-    ImageReference,
+    ImageArgument,
+    MoreImages,
     OutputDir,
     ToolContext,
     Wait,
@@ -28,59 +29,46 @@ BaseModelName = Literal["FLUX.1-dev", "FLUX.1-Krea-dev"]
 async def upscale_texture(
     ctx: ToolContext,
     given: Given,
-    image: ImageReference,
-    upscaleFactor: Annotated[
-        float, Field(ge=2, le=8, description="Scaling factor, 2 to 8. Tiling is preserved by the model.")
-    ] = 2,
-    preset: Annotated[Preset, Field(description="A preset that applies a set of parameters.")] = "balanced",
+    image: ImageArgument,
+    upscaleFactor: Annotated[float, Field(ge=2, le=8, description="Scale factor; tiling is kept.")] = 2,
+    preset: Annotated[Preset, Field(description="A set of parameters.")] = "balanced",
     loras: Annotated[
         list[Annotated[str, Field(min_length=1)]],
-        Field(description="LoRA models to apply: Scenario model ids or URLs."),
+        Field(description="LoRAs: model ids or URLs."),
     ] = [],  # noqa: B006 - pydantic copies defaults; the schema must show the documented [].
     lorasScale: Annotated[
         list[float],
-        Field(description="One scale per entry of `loras`, in the same order (no published range)."),
+        Field(description="One scale per entry of `loras`."),
     ] = [],  # noqa: B006
     prompt: Annotated[str, Field(description="Text guiding the upscale.")] = "",
     imagePrompt: Annotated[
-        list[ImageReference] | None,
-        Field(
-            max_length=4,
-            description="Up to 4 style guide images (asset ids or local files, like `image`).",
-        ),
+        list[MoreImages] | None,
+        Field(max_length=4, description="Style guide images, like `image`."),
     ] = None,
     imagePromptStrength: Annotated[
-        float, Field(ge=0, le=1, description="How strongly the style guide images steer the result.")
+        float, Field(ge=0, le=1, description="How much imagePrompt steers.")
     ] = 0.6,
     controlnetConditioningScale: Annotated[
         float,
-        Field(ge=0, le=1, description="Structure preservation: higher keeps the result closer to the input."),
+        Field(ge=0, le=1, description="Higher keeps the input's structure."),
     ] = 0.4,
-    strength: Annotated[
-        float, Field(ge=0, le=1, description="Creativity: higher changes the image more.")
-    ] = 0.4,
-    numInferenceSteps: Annotated[
-        int, Field(ge=1, le=50, description="Denoising steps: more is slower and can be more detailed.")
-    ] = 28,
+    strength: Annotated[float, Field(ge=0, le=1, description="Creativity.")] = 0.4,
+    numInferenceSteps: Annotated[int, Field(ge=1, le=50, description="Denoising steps.")] = 28,
     detailsEnable: Annotated[bool, Field(description="Add fine details.")] = True,
     baseModel: Annotated[
         BaseModelName,
-        Field(description="FLUX.1-dev for stylized textures, FLUX.1-Krea-dev for realistic ones."),
+        Field(description="FLUX.1-dev: stylized; FLUX.1-Krea-dev: realistic."),
     ] = "FLUX.1-dev",
-    seed: Annotated[
-        int | None, Field(ge=0, le=2147483647, description="Seed for reproducible results; random if unset.")
-    ] = None,
+    seed: Annotated[int | None, Field(ge=0, le=2147483647, description="Random if unset.")] = None,
     dryRun: DryRun = False,
     wait: Wait = 45,
     outputDir: OutputDir = None,
     allowDuplicate: AllowDuplicate = False,
 ) -> UpscaleToolResult:
-    """Upscale a texture with Scenario Texture Upscale (model_sc-upscale-flux-texture): 2x to 8x on FLUX,
-    keeping seamless tiling, with optional LoRAs, a prompt and style guide images.
+    """Upscale a seamless texture 2x to 8x with Scenario Texture Upscale (model_sc-upscale-flux-texture),
+    keeping tiling, with LoRAs, a prompt or style images. For other images, use upscale_v3.
 
-    Submits a paid job, waits up to `wait` seconds with progress, saves the result to the output folder
-    and returns its path, size, cost and a preview. Use dryRun=true first to see the cost in creative
-    units. For illustrations, photos and general images, prefer upscale_v3.
+    Paid (dryRun=true quotes the cost). Saves the result; returns its path, cost and a preview.
     """
     if len(lorasScale) != len(loras):
         raise InputError(

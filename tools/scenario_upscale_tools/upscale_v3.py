@@ -11,7 +11,8 @@ from scenario_upscale_tools.arguments import (
     AllowDuplicate,
     DryRun,
     Given,
-    ImageReference,
+    ImageArgument,
+    MoreImages,
     OutputDir,
     ToolContext,
     Wait,
@@ -27,80 +28,57 @@ Preset = Literal["precise", "balanced", "creative"]
 async def upscale_v3(
     ctx: ToolContext,
     given: Given,
-    image: ImageReference,
-    style: Annotated[
-        Style, Field(description="Optimizes the settings for the output to match this style.")
-    ] = "standard",
-    upscaleFactor: Annotated[
-        float, Field(ge=1, le=16, description="Scaling factor, 1 to 16. 1 is a refinement step only.")
-    ] = 2,
-    preset: Annotated[Preset, Field(description="A preset that applies a set of parameters.")] = "precise",
+    image: ImageArgument,
+    style: Annotated[Style, Field(description="The style to optimize for.")] = "standard",
+    upscaleFactor: Annotated[float, Field(ge=1, le=16, description="Scale factor; 1 only refines.")] = 2,
+    preset: Annotated[Preset, Field(description="A set of parameters.")] = "precise",
     styleImages: Annotated[
-        list[ImageReference] | None,
-        Field(
-            max_length=10,
-            description="Up to 10 images whose style to follow (asset ids or local files, like `image`).",
-        ),
+        list[MoreImages] | None,
+        Field(max_length=10, description="Images whose style to follow, like `image`."),
     ] = None,
     styleStrength: Annotated[
-        float, Field(ge=0, le=3, description="How closely the result follows the style images' style.")
+        float, Field(ge=0, le=3, description="How closely to follow the style images.")
     ] = 0.5,
     tileStyle: Annotated[
         bool,
-        Field(
-            description=(
-                "Match tiles of the source with tiles of the style images for a more coherent style "
-                "transfer; works best with style images of similar composition."
-            )
-        ),
+        Field(description="Match source and style-image tiles (for similar compositions)."),
     ] = False,
     prompt: Annotated[str, Field(description="Text guiding the enhancement.")] = "",
-    negativePrompt: Annotated[str, Field(description="What to avoid in the result.")] = "",
+    negativePrompt: Annotated[str, Field(description="What to avoid.")] = "",
     guidanceScale: Annotated[
-        float, Field(ge=0, le=10, description="Higher values prioritize the prompt over the image.")
+        float, Field(ge=0, le=10, description="Higher favors the prompt over the image.")
     ] = 6,
     controlnetConditioningScale: Annotated[
         float,
-        Field(
-            ge=0, le=1.2, description="Structure preservation: higher keeps the result closer to the input."
-        ),
+        Field(ge=0, le=1.2, description="Higher keeps the input's structure."),
     ] = 0.8,
-    strength: Annotated[
-        float, Field(ge=0.1, le=1, description="Creativity: higher adds more imaginative elements.")
-    ] = 0.1,
+    strength: Annotated[float, Field(ge=0.1, le=1, description="Creativity.")] = 0.1,
     fractality: Annotated[
         float,
-        Field(ge=0, le=1, description="Adds small fractal-like details, possibly repeating across tiles."),
+        Field(ge=0, le=1, description="Adds fractal-like details."),
     ] = 0,
     loraDetailsScale: Annotated[
-        float, Field(ge=-1.5, le=1.5, description="Enhances (positive) or reduces (negative) the details.")
+        float, Field(ge=-1.5, le=1.5, description="More (+) or fewer (-) details.")
     ] = 0,
-    seed: Annotated[
-        int | None, Field(ge=0, le=2147483647, description="Seed for reproducible results; random if unset.")
-    ] = None,
+    seed: Annotated[int | None, Field(ge=0, le=2147483647, description="Random if unset.")] = None,
     strengthDecay: Annotated[
         float,
         Field(
             ge=0.1,
             le=1,
-            description="Creativity kept at each enhancement stage; only used when upscaleFactor > 2.",
+            description="Creativity kept per stage (upscaleFactor > 2).",
         ),
     ] = 0.8,
-    overrideEmbeddings: Annotated[
-        bool, Field(description="Remove the extra custom embeddings used to guide the style.")
-    ] = False,
+    overrideEmbeddings: Annotated[bool, Field(description="Drop the extra style embeddings.")] = False,
     dryRun: DryRun = False,
     wait: Wait = 45,
     outputDir: OutputDir = None,
     allowDuplicate: AllowDuplicate = False,
 ) -> UpscaleToolResult:
-    """Upscale an image with Scenario Upscale V3 (model_upscale-v3): general-purpose upscaling up to 16x
-    with a style (standard, cartoon, anime, comic, minimalist, photography, 3d-rendered), a preset, optional
-    style images and a prompt.
+    """Upscale an image up to 16x with Scenario Upscale V3 (model_upscale-v3), with a style, preset,
+    style images or prompt. For seamless textures, use upscale_texture.
 
-    Submits a paid job, waits up to `wait` seconds with progress, saves the result to the output folder
-    and returns its path, size, cost and a preview. Use dryRun=true first to see the cost in creative
-    units. For seamless textures, prefer upscale_texture.
+    Paid (dryRun=true quotes the cost). Saves the result; returns its path, cost and a preview.
     """
     inputs = {
         "image": image,

@@ -74,7 +74,8 @@ class JobView(ResultModel):
 
     def sentence(self) -> str:
         """The job as it stands, in one line."""
-        text = f"Job {self.jobId} ({self.model}) is {self.status}"
+        ended = {"success": "succeeded", "failure": "failed", "canceled": "was canceled"}
+        text = f"Job {self.jobId} ({self.model}) {ended.get(self.status, 'is ' + self.status)}"
         if self.status not in TERMINAL_STATUSES:
             text += f" at {self.progress:.0%}"
         if self.creativeUnitsCost is not None:
@@ -185,3 +186,8 @@ async def _preview(summary: str, file: SavedFile) -> tuple[TextContent, ImageCon
         return TextContent(text=text), None
     data = base64.b64encode(image).decode("ascii")
     return TextContent(text=summary), ImageContent(data=data, mime_type=mime_type)
+
+
+def count(number: int, singular: str, plural: str | None = None) -> str:
+    """`1 file`, `2 files`: a number with its noun in the right form."""
+    return f"{number} {singular if number == 1 else plural or singular + 's'}"

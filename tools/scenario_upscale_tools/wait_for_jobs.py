@@ -17,7 +17,8 @@ from scenario_upscale_mcp.outputs.writing import SavedFile
 from scenario_upscale_tools.arguments import JobId, OutputDir, ToolContext, upscaler_of
 from scenario_upscale_tools.delivery import settle
 from scenario_upscale_tools.inventory import ToolSpec
-from scenario_upscale_tools.views import JobView, ResultModel, tool_result, unchecked_job
+from scenario_upscale_tools.progress import MonotonicProgress
+from scenario_upscale_tools.views import JobView, ResultModel, count, tool_result, unchecked_job
 
 MAX_JOBS = 32
 
@@ -38,7 +39,7 @@ async def wait_for_jobs(
         Field(
             min_length=1,
             max_length=MAX_JOBS,
-            description="1 to 32 job ids from upscale_v3 or upscale_texture.",
+            description="Job ids from upscale_v3 or upscale_texture.",
         ),
     ],
     timeout: Annotated[  # noqa: ASYNC109 - the documented argument name; the wait is bounded by it
@@ -46,28 +47,23 @@ async def wait_for_jobs(
         Field(
             ge=0,
             le=3600,
-            description=(
-                "Seconds to wait at most (0 = check once). The default stays under desktop hosts' ~60 s "
-                "tool-call limit; call again to keep waiting."
-            ),
+            description="Seconds to wait at most (0 = check once).",
         ),
     ] = 45,
     outputDir: OutputDir = None,
 ) -> Annotated[CallToolResult, WaitResult]:
-    """Wait for one or more upscale jobs (up to 32) to finish, reporting overall progress, and save the
-    outputs of every job that succeeds to the output folder (with a preview of the first).
-
-    Returns every job with its status, cost, saved files, or the API's error and hint. An unknown or
-    failed job never fails the call. When `timeout` runs out, returns what finished and what still runs:
-    call again with the running ids.
+    """Wait for upscale jobs, with progress, and save the outputs of those that succeed; call again with
+    the ids still running.
     """
     upscaler = upscaler_of(ctx)
     settings = upscaler.settings
-    folder = resolve_output_dir(outputDir, settings)
+    # Given, outputDir holds for every job; else each is saved where its own upscale call asked to.
+    folder = resolve_output_dir(outputDir, settings) if outputDir else None
     if settings.credentials() is None:
         raise MissingCredentialsError
     job_ids = list(dict.fromkeys(jobIds))
     settled: dict[str, tuple[JobView, list[SavedFile]]] = {}
+    progress = MonotonicProgress(ctx)
 
     async with anyio.create_task_group() as savers:
 
@@ -87,7 +83,7 @@ async def wait_for_jobs(
             ]
             running = sum(a.progress for a in answers.values() if isinstance(a, Job) and not a.is_terminal)
             done = (len(ended) + running) / len(job_ids)
-            await ctx.report_progress(done, 1.0, f"{len(ended)} of {len(job_ids)} jobs finished")
+            await progress.report(done, f"{len(ended)} of {len(job_ids)} jobs finished")
 
         answers = await upscaler.watch_jobs(
             job_ids,
@@ -113,16 +109,29 @@ async def wait_for_jobs(
 
     running = [view.jobId for view in views if view.status not in (*TERMINAL_STATUSES, "not-found")]
     result = WaitResult(jobs=views, finished=len(views) - len(running), running=len(running))
-    summary = f"{result.finished} of {len(views)} jobs finished"
-    summary += f" ({sum(v.status == 'success' for v in views)} succeeded; {len(saved)} files saved)."
+    succeeded = sum(v.status == "success" for v in views)
+    summary = f"{result.finished} of {count(len(views), 'job')} finished ({succeeded} succeeded)."
+    if saved:
+        summary += (
+            f" Saved {count(len(saved), 'file')}: "
+            + "; ".join(f"{file.path} ({file.width}×{file.height}, {file.bytes:,} bytes)" for file in saved)
+            + "."
+        )
     if running:
+        summary += f" Still running: {', '.join(str(job_id) for job_id in running)}."
         result.next = (
-            f"Call wait_for_jobs again with jobIds {running} to keep waiting; the jobs keep running."
+            f"Call wait_for_jobs again with jobIds {running} to keep waiting; the jobs keep running "
+            "(and are billed) either way."
         )
         summary += " " + result.next
+    else:
+        summary += " Nothing is left running."
     problems = [f"{v.jobId}: {v.status}{' — ' + v.error if v.error else ''}" for v in views if v.error]
     if problems:
         summary += " " + "; ".join(problems)
+    notices = [v.notice for v in views if v.notice]
+    if notices:
+        summary += " " + " ".join(notices)
     return await tool_result(result, summary, saved)
 
 

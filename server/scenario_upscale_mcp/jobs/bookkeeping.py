@@ -42,6 +42,7 @@ async def record_submission(
             request_key=submission.request_key,
             source_stem=submission.source_stem,
             upscale_factor=submission.upscale_factor,
+            output_dir=submission.output_dir,
             status=job.status,
             progress=job.progress,
             cost=cost,

@@ -102,8 +102,13 @@ class Ledger:
         status: str,
         progress: float,
         cost: float | None,
+        output_dir: str | None = None,
     ) -> JobRecord:
-        """Record a job the API just accepted; if another process already knows it, complete its row."""
+        """Record a job the API just accepted; if another process already knows it, complete its row.
+
+        `output_dir` is the absolute folder the call asked for (None: the output folder), where a later
+        wait_for_jobs or download_assets saves the job's outputs unless told otherwise.
+        """
         now = self._clock()
         with self._writing() as db:
             db.execute(
@@ -116,6 +121,7 @@ class Ledger:
                     "request_key": request_key,
                     "source_stem": source_stem,
                     "upscale_factor": upscale_factor,
+                    "output_dir": output_dir,
                     "status": status,
                     "progress": progress,
                     "cost": cost,

@@ -36,6 +36,7 @@ class JobRecord:
     request_key: str | None
     source_stem: str | None
     upscale_factor: float | None
+    output_dir: str | None  # the absolute folder the submitting call asked for; None: the output folder
     status: str
     progress: float
     cost: float | None
@@ -94,6 +95,7 @@ def job_from_row(row: sqlite3.Row) -> JobRecord:
             request_key=_text_or_none(row, "request_key"),
             source_stem=_text_or_none(row, "source_stem"),
             upscale_factor=_number_or_none(row, "upscale_factor"),
+            output_dir=_text_or_none(row, "output_dir"),
             status=_status(row, job_id),
             progress=_number(row, "progress"),
             cost=_number_or_none(row, "cost"),

@@ -78,6 +78,11 @@ MIGRATIONS: tuple[str, ...] = (
         claimed_at REAL NOT NULL
     );
     """,
+    # 3: the folder the submitting call asked for (resolved, absolute), so a job finished by a later
+    # wait_for_jobs or download_assets, in this process or another, is saved where it was asked to.
+    """
+    ALTER TABLE jobs ADD COLUMN output_dir TEXT;
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -99,10 +104,10 @@ SELECT_ATTEMPT = "SELECT * FROM attempts WHERE attempt_id = ?"
 # Another process may already hold a row for this job (it saw the id through get_job): keep what it
 # learnt from the API and fill in only what it could not know.
 RECORD_SUBMISSION = f"""
-INSERT INTO jobs (job_id, model, parameters, inputs, request_key, source_stem, upscale_factor, status,
-                  progress, cost, created_at, updated_at, finished_at)
-VALUES (:job_id, :model, :parameters, :inputs, :request_key, :source_stem, :upscale_factor, :status,
-        :progress, :cost, :now, :now, :finished_at)
+INSERT INTO jobs (job_id, model, parameters, inputs, request_key, source_stem, upscale_factor, output_dir,
+                  status, progress, cost, created_at, updated_at, finished_at)
+VALUES (:job_id, :model, :parameters, :inputs, :request_key, :source_stem, :upscale_factor, :output_dir,
+        :status, :progress, :cost, :now, :now, :finished_at)
 ON CONFLICT (job_id) DO UPDATE SET
     model = CASE WHEN jobs.model = 'unknown' THEN excluded.model ELSE jobs.model END,
     parameters = CASE WHEN jobs.parameters = '{{}}' THEN excluded.parameters ELSE jobs.parameters END,
@@ -110,6 +115,7 @@ ON CONFLICT (job_id) DO UPDATE SET
     request_key = COALESCE(jobs.request_key, excluded.request_key),
     source_stem = COALESCE(jobs.source_stem, excluded.source_stem),
     upscale_factor = COALESCE(jobs.upscale_factor, excluded.upscale_factor),
+    output_dir = COALESCE(jobs.output_dir, excluded.output_dir),
     status = CASE
         WHEN jobs.status IN {TERMINAL} THEN jobs.status
         WHEN excluded.status IN {TERMINAL} THEN excluded.status

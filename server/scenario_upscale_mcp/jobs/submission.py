@@ -83,6 +83,7 @@ class Submission:
     parameters: dict[str, Any]  # the tool arguments as the assistant gave them
     source_stem: str | None
     upscale_factor: float | None
+    output_dir: str | None = None  # the absolute folder the call asked for; None: the output folder
 
     @property
     def request_key(self) -> str:

@@ -3,8 +3,10 @@ stopped by SIGINT/SIGTERM, with the requests in flight cancelled at once (`StopR
 
 from __future__ import annotations
 
+import errno
 import logging
 import signal
+import socket
 import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -51,7 +53,8 @@ def exposure_warning(host: str) -> str | None:
 def serve_http(host: str, port: int) -> int:
     """Streamable HTTP at http://HOST:PORT/mcp, for hosts that connect by URL (remote hosts, teams).
 
-    Returns the exit status: 0, or 130/143 after SIGINT/SIGTERM.
+    Returns the exit status: 0, 130/143 after SIGINT/SIGTERM, or 1 when it could not start (a taken
+    port is one line on stderr: which port, and what to do).
 
     uvicorn is run here rather than through `MCPServer.run("streamable-http")` so that its logs go
     through this process's logging (stderr) instead of uvicorn's own configuration (access log on stdout).
@@ -73,20 +76,35 @@ def serve_http(host: str, port: int) -> int:
     # exit 0). A signal before uvicorn has started stops the start the same way.
     previous = {number: signal.signal(number, _raise_stopped) for number in STOP_SIGNALS}
     try:
-        from scenario_upscale_mcp.app import create_server
+        # Bound here, before anything else: a taken port is one clear line and exit status 1, and the
+        # line saying where it serves is only logged once the port is this server's (with --port 0,
+        # the port picked).
+        try:
+            listening = bind_socket(host, port)
+        except OSError as error:
+            print(bind_failure(host, port, error), file=sys.stderr, flush=True)
+            return 1
+        with listening:
+            from scenario_upscale_mcp.app import create_server
 
-        # On loopback the SDK turns on DNS-rebinding protection (Host and Origin must be loopback).
-        app = StopRequestsOnSignal(create_server().streamable_http_app(host=host))
-        url_host = f"[{host}]" if ":" in host else host
-        logger.info("serving MCP over streamable HTTP at http://%s:%d/mcp", url_host, port)
-        uvicorn.run(
-            app,
-            host=host,
-            port=port,
-            log_config=None,  # keep the logging configured above: stderr, SCENARIO_LOG_LEVEL
-            access_log=False,
-            timeout_graceful_shutdown=HTTP_GRACEFUL_SHUTDOWN_SECONDS,
-        )
+            # On loopback the SDK turns on DNS-rebinding protection (Host and Origin must be loopback).
+            app = StopRequestsOnSignal(create_server().streamable_http_app(host=host))
+            url_host = f"[{host}]" if ":" in host else host
+            bound_port = listening.getsockname()[1]
+            logger.info("serving MCP over streamable HTTP at http://%s:%d/mcp", url_host, bound_port)
+            server = uvicorn.Server(
+                uvicorn.Config(
+                    app,
+                    host=host,
+                    port=bound_port,
+                    log_config=None,  # keep the logging configured above: stderr, SCENARIO_LOG_LEVEL
+                    access_log=False,
+                    timeout_graceful_shutdown=HTTP_GRACEFUL_SHUTDOWN_SECONDS,
+                )
+            )
+            server.run(sockets=[listening])
+            if not server.started:  # the app's startup failed (uvicorn logged why)
+                return 1
     except _StoppedBySignal as stop:
         logger.info("%s: stopped", signal.Signals(stop.signum).name)
         return stopped_status(stop.signum)
@@ -94,6 +112,33 @@ def serve_http(host: str, port: int) -> int:
         for number, handler in previous.items():
             signal.signal(number, handler)
     return 0
+
+
+def bind_socket(host: str, port: int) -> socket.socket:
+    """A TCP socket bound to HOST:PORT, as uvicorn would bind it (uvicorn listens on it); OSError if not."""
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        if sys.platform != "win32":  # on Windows, SO_REUSEADDR would let it share a port in use
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host.strip("[]"), port))
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+def bind_failure(host: str, port: int, error: OSError) -> str:
+    """The one line for a port the server cannot bind: which port, and what to do."""
+    prefix = "scenario-upscale-mcp: cannot serve MCP over HTTP"
+    if error.errno == errno.EADDRINUSE:
+        return (
+            f"{prefix}: port {port} on {host} is already in use. Stop what is using it, "
+            "or choose another port with --port (0 picks a free one)."
+        )
+    return (
+        f"{prefix} on {host}:{port}: {error.strerror or error}. "
+        "Check --host and --port (a port below 1024 needs privileges; 0 picks a free one)."
+    )
 
 
 class _StoppedBySignal(BaseException):  # like KeyboardInterrupt: a request to stop, not an error

@@ -1,0 +1,48 @@
+"""The tool list's weight: the bytes of every tool's input schema and description, as compact JSON.
+
+Every conversation carries them (hosts put the tool list in the model's context), so they are kept lean:
+tests/test_tool_list_size.py holds them under a budget. Measured on the committed schemas, which are
+what the server lists (tests/test_inventory.py keeps them equal to the code's); no server is spawned.
+
+    python -m tests.benchmarks.tool_list
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+from scenario_upscale_tools.inventory import SCHEMAS, TOOL_NAMES
+
+BUDGET_BYTES = 9_000  # all tools together
+PER_TOOL_BYTES = 3_200  # any one tool, the model tools included
+
+
+def listed_bytes(input_schema: dict[str, Any], description: str | None) -> int:
+    """A tool's weight: its input schema as compact JSON, plus its description (UTF-8)."""
+    schema = json.dumps(input_schema, separators=(",", ":"), ensure_ascii=False)
+    return len(schema.encode()) + len((description or "").encode())
+
+
+def measure() -> dict[str, int]:
+    """Each tool's weight, by name, from the committed schemas."""
+    sizes: dict[str, int] = {}
+    for name in TOOL_NAMES:
+        stored = json.loads((SCHEMAS / f"{name}.json").read_text())
+        sizes[name] = listed_bytes(stored["inputSchema"], stored["description"])
+    return sizes
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    argparse.ArgumentParser(prog="python -m tests.benchmarks.tool_list", description=__doc__).parse_args(argv)
+    sizes = measure()
+    for name, size in sizes.items():
+        print(f"  {name:16s} {size:6,d} bytes")
+    total = sum(sizes.values())
+    print(f"  {'total':16s} {total:6,d} bytes (budget {BUDGET_BYTES:,d})", flush=True)
+    return {"total_bytes": total, "largest_bytes": max(sizes.values()), "per_tool": sizes}
+
+
+if __name__ == "__main__":
+    main()

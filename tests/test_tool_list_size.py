@@ -1,0 +1,78 @@
+"""The tool list stays lean: hosts put every tool's input schema and description into each conversation.
+
+The budget (tests/benchmarks/tool_list.py) covers today's tools together and each tool alone, so a tool
+added later is as lean; the benchmark suite reports the same figure. The output schemas are not counted
+and stay complete.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from mcp import Client
+
+from scenario_upscale_tools.arguments import IMAGE_REFERENCE_HELP
+from tests.benchmarks.tool_list import BUDGET_BYTES, PER_TOOL_BYTES, listed_bytes, measure
+
+pytestmark = pytest.mark.anyio
+
+
+def _keywords(schema: Any, found: set[str]) -> set[str]:
+    """Every keyword used anywhere in a schema (property names excluded)."""
+    if isinstance(schema, list):
+        for item in schema:
+            _keywords(item, found)
+    elif isinstance(schema, dict):
+        for key, value in schema.items():
+            found.add(key)
+            if key == "properties":
+                for sub in value.values():
+                    _keywords(sub, found)
+            else:
+                _keywords(value, found)
+    return found
+
+
+async def test_the_listed_tools_fit_the_budget_together_and_each_alone(client: Client) -> None:
+    tools = (await client.list_tools()).tools
+    sizes = {tool.name: listed_bytes(tool.input_schema, tool.description) for tool in tools}
+
+    assert sum(sizes.values()) <= BUDGET_BYTES, sizes
+    assert max(sizes.values()) <= PER_TOOL_BYTES, sizes
+    assert sizes == measure()  # the benchmark measures what is listed
+
+
+async def test_input_schemas_carry_no_pydantic_titles_and_every_bound(client: Client) -> None:
+    tools = {tool.name: tool for tool in (await client.list_tools()).tools}
+    for tool in tools.values():
+        assert "title" not in _keywords(tool.input_schema, set()), tool.name
+    # the bounds, enums and defaults are all still there
+    v3 = tools["upscale_v3"].input_schema["properties"]
+    assert v3["upscaleFactor"] == {
+        "default": 2, "description": v3["upscaleFactor"]["description"], "maximum": 16, "minimum": 1,
+        "type": "number",
+    }  # fmt: skip
+    assert v3["style"]["enum"] == [
+        "standard",
+        "cartoon",
+        "anime",
+        "comic",
+        "minimalist",
+        "photography",
+        "3d-rendered",
+    ]
+    assert v3["styleImages"]["anyOf"][0]["maxItems"] == 10
+    assert v3["seed"]["anyOf"][0] == {"maximum": 2147483647, "minimum": 0, "type": "integer"}
+    texture = tools["upscale_texture"].input_schema["properties"]
+    assert texture["numInferenceSteps"]["maximum"] == 50 and texture["numInferenceSteps"]["default"] == 28
+    assert texture["baseModel"]["enum"] == ["FLUX.1-dev", "FLUX.1-Krea-dev"]
+
+
+async def test_the_image_reference_help_is_said_once_and_referred_to(client: Client) -> None:
+    listing = json.dumps([tool.model_dump(mode="json") for tool in (await client.list_tools()).tools])
+    assert listing.count(IMAGE_REFERENCE_HELP) == 1  # upload_image's `image`
+    tools = {tool.name: tool for tool in (await client.list_tools()).tools}
+    for name in ("upscale_v3", "upscale_texture"):
+        assert "upload_image" in tools[name].input_schema["properties"]["image"]["description"]
