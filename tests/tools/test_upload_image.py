@@ -134,3 +134,14 @@ async def test_a_small_image_is_uploaded_inline_as_a_data_url(
     result = await client.call_tool("upload_image", {"image": str(sample_image)})
     assert not result.is_error
     assert sandbox.asset_image_forms == ["data_url"]
+
+
+async def test_an_upscale_of_an_uploaded_asset_is_named_after_the_file_it_came_from(
+    client: Client, sample_image: Path
+) -> None:
+    asset_id = (await upload(client, str(sample_image)))["assetId"]
+    result = await client.call_tool("upscale_v3", {"image": asset_id, "wait": 30})
+
+    assert not result.is_error, result.content
+    [output] = (result.structured_content or {})["outputs"]
+    assert Path(output["path"]).name.startswith("castle_upscale-v3_x2_")

@@ -63,6 +63,11 @@ OutputDir = Annotated[
     str | None,
     Field(description="Save folder: in the output folder (default) or SCENARIO_ALLOWED_DIRS."),
 ]
+# For tools that save a job submitted earlier: by default, where that job's upscale call asked.
+LaterOutputDir = Annotated[
+    str | None,
+    Field(description="Save folder (in the output folder or SCENARIO_ALLOWED_DIRS); default: the job's own."),
+]
 
 
 class _GivenMarker:

@@ -10,7 +10,7 @@ from pydantic import Field
 from scenario_upscale_mcp.api.errors import InputError, MissingCredentialsError, NotFoundError
 from scenario_upscale_mcp.outputs.folders import resolve_output_dir
 from scenario_upscale_mcp.outputs.writing import SavedFile, safe_stem
-from scenario_upscale_tools.arguments import JobIdText, OutputDir, ToolContext, upscaler_of
+from scenario_upscale_tools.arguments import JobIdText, LaterOutputDir, ToolContext, upscaler_of
 from scenario_upscale_tools.delivery import naming_for, remembered_folder
 from scenario_upscale_tools.inventory import ToolSpec
 from scenario_upscale_tools.not_found import unknown_id
@@ -38,7 +38,7 @@ async def download_assets(
     jobId: Annotated[
         JobIdText | None, Field(description="Save this finished job's outputs (or give assetIds).")
     ] = None,
-    outputDir: OutputDir = None,
+    outputDir: LaterOutputDir = None,
     format: Annotated[
         Literal["png", "jpeg", "webp"] | None,
         Field(description="Convert to this format; default: the asset's own."),

@@ -113,6 +113,11 @@ async def _run_upscale(
             quoted = f"{cost:g} creative units" if cost is not None else "an unknown amount"
             return await tool_result(view, f"Dry run: this upscale would cost {quoted}. {disclosed}")
 
+        source = checked["image"]
+        source_stem = source.stem
+        if source.image is None:  # an asset id: named after the file it was uploaded from, when known here
+            uploaded_from = await upscaler.ledger(lambda ledger: ledger.upload_name(source.identity))
+            source_stem = Path(uploaded_from).stem if uploaded_from else source_stem
         wait = min(options.wait, settings.max_wait_seconds)
         started = upscaler.clock.now()
         submitted = await upscaler.submit(
@@ -121,7 +126,7 @@ async def _run_upscale(
                 identity=_api_body(sent, model, {field: image.identity for field, image in checked.items()}),
                 make_body=make_body,
                 parameters={key: value for key, value in sent.items() if value is not None},
-                source_stem=checked["image"].stem,
+                source_stem=source_stem,
                 upscale_factor=float(inputs["upscaleFactor"]),
                 # Kept with the job, so a later wait_for_jobs or download_assets saves it here too.
                 output_dir=str(folder) if options.output_dir else None,

@@ -14,7 +14,7 @@ from scenario_upscale_mcp.api.errors import MissingCredentialsError, NotFoundErr
 from scenario_upscale_mcp.api.statuses import TERMINAL_STATUSES
 from scenario_upscale_mcp.outputs.folders import resolve_output_dir
 from scenario_upscale_mcp.outputs.writing import SavedFile
-from scenario_upscale_tools.arguments import JobId, OutputDir, ToolContext, upscaler_of
+from scenario_upscale_tools.arguments import JobId, LaterOutputDir, ToolContext, upscaler_of
 from scenario_upscale_tools.delivery import settle
 from scenario_upscale_tools.inventory import ToolSpec
 from scenario_upscale_tools.progress import MonotonicProgress
@@ -50,7 +50,7 @@ async def wait_for_jobs(
             description="Seconds to wait at most (0 = check once).",
         ),
     ] = 45,
-    outputDir: OutputDir = None,
+    outputDir: LaterOutputDir = None,
 ) -> Annotated[CallToolResult, WaitResult]:
     """Wait for upscale jobs, with progress, and save the outputs of those that succeed; call again with
     the ids still running.

@@ -304,6 +304,14 @@ class Ledger:
             ).fetchone()
         return None if row is None else str(row["asset_id"])
 
+    def upload_name(self, asset_id: str) -> str | None:
+        """The file name this asset was uploaded from, if this ledger uploaded it."""
+        with self._reading() as db:
+            row = db.execute(
+                "SELECT name FROM uploads WHERE asset_id = ? ORDER BY uploaded_at DESC LIMIT 1", (asset_id,)
+            ).fetchone()
+        return None if row is None else str(row["name"])
+
     def record_upload(self, *, content_hash: str, asset_id: str, name: str, size: int) -> None:
         """Remember the asset a file's content became; the latest upload wins."""
         with self._writing() as db:
