@@ -655,3 +655,20 @@ def test_importing_the_ledger_stays_light() -> None:
         [sys.executable, "-c", script], capture_output=True, text=True, timeout=30, check=False
     )
     assert (result.returncode, result.stderr) == (0, "")
+
+
+def test_a_claim_after_an_identical_job_appeared_is_refused_so_the_caller_looks_again(ledger: Ledger) -> None:
+    """The race behind a double charge: a caller looks (nothing to reuse), another caller's request
+    is sent, answered and recorded, then the first claims. The claim must see the new job."""
+    first, mine = ledger.claim_attempt(request_key="key-a", model="m", inputs={})
+    assert mine and first is not None
+    submit(ledger, "job_1")
+    ledger.finish_attempt(first.attempt_id, outcome="accepted", job_id="job_1")
+
+    late, late_mine = ledger.claim_attempt(request_key="key-a", model="m", inputs={})
+    assert (late, late_mine) == (None, False)
+
+    judged, judged_mine = ledger.claim_attempt(
+        request_key="key-a", model="m", inputs={}, skip_jobs=frozenset({"job_1"})
+    )
+    assert judged_mine and judged is not None  # a job found not worth reusing does not block

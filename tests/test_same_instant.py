@@ -23,6 +23,10 @@ from tests.servers import stdio_params, structured
 
 pytestmark = pytest.mark.anyio
 
+# The calls at the same instant race real in-flight requests: on the fake clock, time could jump past
+# the settling grace while the first request is still being answered, which real time never does; so
+# those tests run on the real clock (`real_time`).
+
 
 def generate_posts(api: RecordingTransport) -> int:
     return sum(1 for r in api.requests if r.method == "POST" and r.url.path.startswith("/v1/generate/"))
@@ -45,6 +49,7 @@ async def at_once(client: Client, arguments: dict[str, Any], times: int) -> list
     return answers
 
 
+@pytest.mark.real_time
 async def test_twenty_identical_calls_with_a_local_file_make_one_upload_and_one_job(
     client: Client, api: RecordingTransport, sandbox: Sandbox, sample_image: Path
 ) -> None:
@@ -55,6 +60,7 @@ async def test_twenty_identical_calls_with_a_local_file_make_one_upload_and_one_
     assert {answer["jobId"] for answer in answers} == set(sandbox.jobs)
 
 
+@pytest.mark.real_time
 async def test_three_identical_data_uris_make_one_upload_and_one_job(
     client: Client, api: RecordingTransport, sandbox: Sandbox
 ) -> None:
@@ -80,6 +86,7 @@ async def test_the_same_content_under_two_names_is_one_request(
     assert sandbox.route_counts["POST /v1/assets"] == 1 and generate_posts(api) == 1
 
 
+@pytest.mark.real_time
 async def test_identical_dry_runs_at_once_upload_once(
     client: Client, sandbox: Sandbox, sample_image: Path
 ) -> None:

@@ -221,12 +221,24 @@ class Ledger:
             )
             return attempt_from_row(db.execute(SELECT_ATTEMPT, (cursor.lastrowid,)).fetchone())
 
-    def claim_attempt(self, *, request_key: str, model: str, inputs: dict[str, Any]) -> tuple[Attempt, bool]:
-        """Write down a billed request before it is sent, unless an identical one is being sent now.
+    def claim_attempt(
+        self,
+        *,
+        request_key: str,
+        model: str,
+        inputs: dict[str, Any],
+        success_window: float = 600.0,
+        skip_jobs: frozenset[str] = frozenset(),
+    ) -> tuple[Attempt | None, bool]:
+        """Write down a billed request before it is sent, unless an identical one is being sent now or
+        has just made a job.
 
-        Returns (the new attempt, True) when this caller may send; or (the attempt in flight, False)
-        when a young "sending" attempt for the same request exists, in this process or another. One
-        transaction: two callers can never both claim the same request.
+        Returns (the new attempt, True) when this caller may send; (the attempt in flight, False) when a
+        young "sending" attempt for the same request exists, in this process or another; or (None,
+        False) when a job for the same request that may be reused exists now (`find_reusable`'s rule,
+        less the `skip_jobs` the caller already judged not reusable): it appeared after the caller
+        looked, so the caller must look again. One transaction: two callers can never both claim the
+        same request, and none claims one that another has just completed.
         """
         now = self._clock()
         with self._writing() as db:
@@ -237,6 +249,9 @@ class Ledger:
             ).fetchone()
             if row is not None:
                 return attempt_from_row(row), False
+            reusable = db.execute(FIND_REUSABLE, (request_key, now - success_window)).fetchone()
+            if reusable is not None and reusable["job_id"] not in skip_jobs:
+                return None, False
             cursor = db.execute(
                 "INSERT INTO attempts (request_key, model, inputs, sent_at, outcome) "
                 "VALUES (?, ?, ?, ?, 'sending')",

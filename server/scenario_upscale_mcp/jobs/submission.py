@@ -41,7 +41,7 @@ if TYPE_CHECKING:
     from scenario_upscale_mcp.api.client import ScenarioClient
     from scenario_upscale_mcp.clock import Clock
     from scenario_upscale_mcp.jobs.async_ledger import AsyncLedger
-    from scenario_upscale_mcp.jobs.ledger import Attempt, JobRecord
+    from scenario_upscale_mcp.jobs.ledger import Attempt, JobRecord, Ledger
 
 logger = logging.getLogger(__name__)
 
@@ -126,29 +126,26 @@ async def submit(
     deadline = submitter.clock.now() + wait_budget
     key = submission.request_key
     plan_limit_refusals = 0
+    not_reusable: set[str] = set()  # earlier jobs for this request judged not worth reusing, this call
     while True:
         if not allow_duplicate:
-            earlier = await _earlier_identical(submitter, submission, key)
+            earlier = await _earlier_identical(submitter, submission, key, not_reusable)
             if earlier is not None:
                 return earlier
         await _wait_for_parallel_slot(submitter, deadline)
         attempt, mine = await submitter.ledger(
-            lambda ledger: (
-                ledger.claim_attempt(request_key=key, model=submission.model_id, inputs=submission.identity)
-                if not allow_duplicate
-                else (
-                    ledger.begin_attempt(
-                        request_key=key, model=submission.model_id, inputs=submission.identity
-                    ),
-                    True,
-                )
+            functools.partial(
+                _claim, submission=submission, allow_duplicate=allow_duplicate, skip=frozenset(not_reusable)
             )
         )
         if not mine:
-            # The same request is being sent right now (a host retrying, or another server process):
-            # wait for its outcome, then look again instead of sending a second one.
-            await _wait_until_settled(submitter, attempt, deadline)
+            # The same request is being sent right now (a host retrying, or another server process), or
+            # has just made a job since we looked: wait for its outcome, then look again instead of
+            # sending a second one.
+            if attempt is not None:
+                await _wait_until_settled(submitter, attempt, deadline)
             continue
+        assert attempt is not None  # claimed: ours to send
         try:
             body = await submission.make_body()
         except BaseException:
@@ -246,8 +243,26 @@ async def _wait_until_settled(submitter: Submitter, attempt: Attempt, deadline: 
     )
 
 
-async def _earlier_identical(submitter: Submitter, submission: Submission, key: str) -> Submitted | None:
-    """The job an identical earlier request created, if it may be reused; raises if that is unclear."""
+def _claim(
+    ledger: Ledger, *, submission: Submission, allow_duplicate: bool, skip: frozenset[str]
+) -> tuple[Attempt | None, bool]:
+    """Claim the right to send (see `Ledger.claim_attempt`); with `allow_duplicate`, always granted."""
+    key, model, identity = submission.request_key, submission.model_id, submission.identity
+    if allow_duplicate:
+        return ledger.begin_attempt(request_key=key, model=model, inputs=identity), True
+    return ledger.claim_attempt(
+        request_key=key, model=model, inputs=identity, success_window=REUSE_WINDOW_SECONDS, skip_jobs=skip
+    )
+
+
+async def _earlier_identical(
+    submitter: Submitter, submission: Submission, key: str, not_reusable: set[str]
+) -> Submitted | None:
+    """The job an identical earlier request created, if it may be reused; raises if that is unclear.
+
+    A job looked at and found not worth reusing is added to `not_reusable`, so the claim that follows
+    does not send the caller back to it.
+    """
     unrecorded = submitter.unrecorded.get(key)
     if unrecorded is not None and unrecorded[1] >= submitter.clock.wall() - REUSE_WINDOW_SECONDS:
         return unrecorded[0]
@@ -255,6 +270,8 @@ async def _earlier_identical(submitter: Submitter, submission: Submission, key: 
         lambda ledger: ledger.find_reusable(key, success_window=REUSE_WINDOW_SECONDS)
     )
     job = await _still_worth_reusing(submitter, record) if record is not None else None
+    if record is not None and job is None:
+        not_reusable.add(record.job_id)
     if record is not None and job is not None:
         return Submitted(
             job=job,
