@@ -7,24 +7,22 @@ processes on the same file (one per host app) and with worker threads inside eac
 is one short `BEGIN IMMEDIATE` transaction made of single statements (upserts), never a read then a
 write. Only the standard library is imported: the ledger is part of start-up.
 
-This module holds the `Ledger` and its operations; beside it, `ledger_file` opens and migrates the
-file (and defines `LedgerError`), `ledger_schema` holds the SQL, and `ledger_rows` the records read
-back (and `DamagedRecordError`). Their public names are importable from here.
+This module holds the `Ledger` and its job and attempt operations; beside it, `ledger_uploads` its
+upload and download records, `ledger_file` the connection (opening, migrating, transactions; and
+`LedgerError`), `ledger_schema` the SQL, and `ledger_rows` the records read back (and
+`DamagedRecordError`). Their public names are importable from here.
 """
 
 from __future__ import annotations
 
 import json
-import sqlite3
-import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from scenario_upscale_mcp.api.statuses import TERMINAL_STATUSES
-from scenario_upscale_mcp.jobs.ledger_file import FILE_NAME, LedgerError, open_connection, usable
+from scenario_upscale_mcp.jobs.ledger_file import FILE_NAME, LedgerError
 from scenario_upscale_mcp.jobs.ledger_rows import (
     Attempt,
     DamagedRecordError,
@@ -43,6 +41,7 @@ from scenario_upscale_mcp.jobs.ledger_schema import (
     SELECT_ATTEMPT,
     SELECT_JOB,
 )
+from scenario_upscale_mcp.jobs.ledger_uploads import UploadRecords
 
 __all__ = [
     "FILE_NAME",
@@ -62,24 +61,12 @@ STALE_SENDING_SECONDS = 120.0
 UNKNOWN_MODEL = "unknown"
 
 
-class Ledger:
+class Ledger(UploadRecords):
     """The ledger file, opened once per process and shared by its threads."""
-
-    def __init__(self, path: Path, *, clock: Callable[[], float] = time.time) -> None:
-        self.path = path
-        self._clock = clock
-        # One connection for all threads: sqlite3 objects are not safe to use from two threads at
-        # once, and a transaction belongs to the connection, so the lock covers reads too.
-        self._lock = threading.Lock()
-        self._connection = open_connection(path)
 
     @classmethod
     def in_folder(cls, folder: Path, *, clock: Callable[[], float] = time.time) -> Ledger:
         return cls(folder / FILE_NAME, clock=clock)
-
-    def close(self) -> None:
-        with self._lock:
-            self._connection.close()
 
     def __enter__(self) -> Ledger:
         return self
@@ -309,123 +296,6 @@ class Ledger:
                 (request_key, now - within, now - STALE_SENDING_SECONDS),
             ).fetchone()
         return None if row is None else attempt_from_row(row)
-
-    # --- uploads ----------------------------------------------------------------------------------
-
-    def asset_for_content(self, content_hash: str) -> str | None:
-        with self._reading() as db:
-            row = db.execute(
-                "SELECT asset_id FROM uploads WHERE content_hash = ?", (content_hash,)
-            ).fetchone()
-        return None if row is None else str(row["asset_id"])
-
-    def upload_name(self, asset_id: str) -> str | None:
-        """The file name this asset was uploaded from, if this ledger uploaded it."""
-        with self._reading() as db:
-            row = db.execute(
-                "SELECT name FROM uploads WHERE asset_id = ? ORDER BY uploaded_at DESC LIMIT 1", (asset_id,)
-            ).fetchone()
-        return None if row is None else str(row["name"])
-
-    def record_upload(self, *, content_hash: str, asset_id: str, name: str, size: int) -> None:
-        """Remember the asset a file's content became; the latest upload wins."""
-        with self._writing() as db:
-            db.execute(
-                "INSERT INTO uploads (content_hash, asset_id, name, size, uploaded_at) VALUES (?, ?, ?, ?, ?) "
-                "ON CONFLICT (content_hash) DO UPDATE SET asset_id = excluded.asset_id, "
-                "name = excluded.name, size = excluded.size, uploaded_at = excluded.uploaded_at",
-                (content_hash, asset_id, name, size, self._clock()),
-            )
-
-    def claim_upload(self, content_hash: str, *, stale_after: float) -> bool:
-        """Claim the upload of a content; False while another caller's claim younger than `stale_after` holds.
-
-        One transaction, so two callers (threads or processes) never both claim the same content. A
-        claim older than `stale_after` belongs to a caller that died mid-upload and is taken over.
-        """
-        now = self._clock()
-        with self._writing() as db:
-            row = db.execute(
-                "SELECT claimed_at FROM upload_claims WHERE content_hash = ?", (content_hash,)
-            ).fetchone()
-            if row is not None and row["claimed_at"] >= now - stale_after:
-                return False
-            db.execute(
-                "INSERT INTO upload_claims (content_hash, claimed_at) VALUES (?, ?) "
-                "ON CONFLICT (content_hash) DO UPDATE SET claimed_at = excluded.claimed_at",
-                (content_hash, now),
-            )
-            return True
-
-    def renew_upload_claim(self, content_hash: str) -> None:
-        with self._writing() as db:
-            db.execute(
-                "UPDATE upload_claims SET claimed_at = ? WHERE content_hash = ?",
-                (self._clock(), content_hash),
-            )
-
-    def release_upload(self, content_hash: str) -> None:
-        """End a claim, whether the upload succeeded (then recorded first) or failed."""
-        with self._writing() as db:
-            db.execute("DELETE FROM upload_claims WHERE content_hash = ?", (content_hash,))
-
-    def forget_upload(self, content_hash: str, *, asset_id: str | None = None) -> None:
-        """Forget an upload whose asset the API no longer has.
-
-        Given `asset_id`, only that asset is forgotten: another process may have uploaded the file
-        again meanwhile, and its fresh asset must not be dropped.
-        """
-        with self._writing() as db:
-            if asset_id is None:
-                db.execute("DELETE FROM uploads WHERE content_hash = ?", (content_hash,))
-            else:
-                db.execute(
-                    "DELETE FROM uploads WHERE content_hash = ? AND asset_id = ?", (content_hash, asset_id)
-                )
-
-    # --- downloads --------------------------------------------------------------------------------
-
-    def record_download(self, *, asset_id: str, path: str, job_id: str | None) -> None:
-        """Remember where an asset was saved; the same path recorded again stays one entry."""
-        with self._writing() as db:
-            db.execute(
-                "INSERT INTO downloads (asset_id, path, job_id, saved_at) VALUES (?, ?, ?, ?) "
-                "ON CONFLICT (asset_id, path) DO UPDATE SET job_id = COALESCE(excluded.job_id, job_id)",
-                (asset_id, path, job_id, self._clock()),
-            )
-
-    def downloads_of(self, asset_id: str) -> list[str]:
-        """Every path the asset was saved to, oldest first."""
-        with self._reading() as db:
-            rows = db.execute(
-                "SELECT path FROM downloads WHERE asset_id = ? ORDER BY saved_at, download_id", (asset_id,)
-            ).fetchall()
-        return [str(row["path"]) for row in rows]
-
-    # --- plumbing ---------------------------------------------------------------------------------
-
-    @contextmanager
-    def _reading(self) -> Iterator[sqlite3.Connection]:
-        with self._lock, usable(self.path):
-            yield self._connection
-
-    @contextmanager
-    def _writing(self) -> Iterator[sqlite3.Connection]:
-        """One short transaction that holds the write lock from its first statement.
-
-        BEGIN IMMEDIATE waits (busy_timeout) for another process's write instead of starting as a
-        reader and failing to upgrade later, which in WAL mode gives SQLITE_BUSY with no retry.
-        """
-        with self._lock, usable(self.path):
-            db = self._connection
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                yield db
-                db.execute("COMMIT")
-            except BaseException:
-                if db.in_transaction:
-                    db.execute("ROLLBACK")
-                raise
 
 
 def _dump(value: dict[str, Any] | list[dict[str, Any]]) -> str:

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import logging
 import sqlite3
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -158,3 +159,42 @@ def _refuse_newer(path: Path, version: int) -> None:
             f"this one knows up to {SCHEMA_VERSION}). Upgrade scenario-upscale-mcp, or set "
             "SCENARIO_STATE_DIR to another folder."
         )
+
+
+class LedgerConnection:
+    """The one connection to the ledger file a process keeps, shared by its threads, and its transactions."""
+
+    def __init__(self, path: Path, *, clock: Callable[[], float] = time.time) -> None:
+        self.path = path
+        self._clock = clock
+        # One connection for all threads: sqlite3 objects are not safe to use from two threads at
+        # once, and a transaction belongs to the connection, so the lock covers reads too.
+        self._lock = threading.Lock()
+        self._connection = open_connection(path)
+
+    def close(self) -> None:
+        with self._lock:
+            self._connection.close()
+
+    @contextmanager
+    def _reading(self) -> Iterator[sqlite3.Connection]:
+        with self._lock, usable(self.path):
+            yield self._connection
+
+    @contextmanager
+    def _writing(self) -> Iterator[sqlite3.Connection]:
+        """One short transaction that holds the write lock from its first statement.
+
+        BEGIN IMMEDIATE waits (busy_timeout) for another process's write instead of starting as a
+        reader and failing to upgrade later, which in WAL mode gives SQLITE_BUSY with no retry.
+        """
+        with self._lock, usable(self.path):
+            db = self._connection
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                yield db
+                db.execute("COMMIT")
+            except BaseException:
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
+                raise
