@@ -1,4 +1,4 @@
-"""Regenerate the sample images in examples/images/ (they are committed; this shows how they were made).
+"""Regenerate the demo's sample images in server/scenario_upscale_mcp/samples/ (they are committed; this shows how they were made).
 
 Run: python examples/make_sample_images.py
 """
@@ -11,7 +11,7 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageFilter
 
-HERE = Path(__file__).parent / "images"
+HERE = Path(__file__).parents[1] / "server" / "scenario_upscale_mcp" / "samples"
 
 
 def castle(width: int = 384, height: int = 256) -> Image.Image:

@@ -64,7 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
             "images (or yours) with both models. Never uses your credentials unless you pass --real."
         ),
     )
-    demo.add_argument("images", nargs="*", help="images to upscale (default: the samples in examples/images)")
+    demo.add_argument("images", nargs="*", help="images to upscale (default: the sample images shipped with the package)")
     demo.add_argument(
         "--output-dir", help="where to save the results (default: a 'demo' folder in the output folder)"
     )

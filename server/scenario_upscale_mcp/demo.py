@@ -20,6 +20,7 @@ import sys
 import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -46,7 +47,8 @@ DEMO_CALLS: tuple[tuple[str, dict[str, Any]], ...] = (
     ("upscale_v3", {"upscaleFactor": 2, "style": "standard"}),
     ("upscale_texture", {"upscaleFactor": 2}),
 )
-SAMPLES = Path(__file__).resolve().parents[2] / "examples" / "images"
+# The sample images ship inside the package (wheels install unzipped, so this is a real folder).
+SAMPLES = Path(str(resources.files("scenario_upscale_mcp") / "samples"))
 CREDENTIAL_VARIABLES = (
     "SCENARIO_SDK_API_KEY",
     "SCENARIO_SDK_API_SECRET",

@@ -19,7 +19,7 @@ from PIL import Image
 from scenario_upscale_mcp.image_files import open_image
 from scenario_upscale_mcp.outputs.previews import PREVIEW_MAX_EDGE, make_preview
 
-SAMPLE = Path(__file__).parents[2] / "examples" / "images" / "stone_tile.png"
+SAMPLE = Path(__file__).parents[2] / "server" / "scenario_upscale_mcp" / "samples" / "stone_tile.png"
 
 
 def main(argv: list[str] | None = None) -> dict[str, float]:
