@@ -103,7 +103,11 @@ def test_each_json_config_starts_the_installed_server_or_points_at_its_url(path:
         assert server["url"] == HTTP_URL
         assert server.get("type", "http") == "http"
         return
-    assert server["command"].endswith(f"/.venv/bin/{console_script()}")
+    if server["command"] == "uvx":  # uv makes the environment: from a clone today, from PyPI once published
+        assert server["args"][-1] == console_script()
+        assert server["args"][:-1] in ([], ["--from", "/path/to/scenario-upscale-mcp"])
+    else:
+        assert server["command"].endswith(f"/.venv/bin/{console_script()}")
     env: dict[str, str] = server["env"]
     assert {"SCENARIO_SDK_API_KEY", "SCENARIO_SDK_API_SECRET"} <= set(env)
     assert set(env) <= variables_the_server_reads()

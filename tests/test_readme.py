@@ -63,7 +63,7 @@ def test_the_readme_json_snippets_parse() -> None:
     for block in blocks:
         config = json.loads(block)
         servers = config.get("mcpServers") or config.get("servers")
-        assert servers["scenario-upscale"]["command"].endswith("/.venv/bin/scenario-upscale-mcp")
+        assert "command" in servers["scenario-upscale"]  # what it runs: tests/test_examples.py
 
 
 def test_ci_runs_the_readme_test_command() -> None:

@@ -50,11 +50,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command")
-    commands.add_parser(
+    serve = commands.add_parser(
         "serve",
         parents=[_serving_options(argparse.SUPPRESS)],
         help="serve MCP (the default)",
         description="Serve MCP over stdio (the default) or streamable HTTP at http://HOST:PORT/mcp.",
+    )
+    # A folder list as separate arguments: that is how an MCP Bundle's host passes a `directory`
+    # setting with `multiple: true` (it substitutes a list into `args` only, never into an env value).
+    serve.add_argument(
+        "--allowed-dirs",
+        nargs="*",
+        metavar="DIR",
+        help="folders images may be read from, instead of SCENARIO_ALLOWED_DIRS; every argument after "
+        "it is one (none: SCENARIO_ALLOWED_DIRS, or your home folder)",
     )
     demo = commands.add_parser(
         "demo",
@@ -64,7 +73,9 @@ def build_parser() -> argparse.ArgumentParser:
             "images (or yours) with both models. Never uses your credentials unless you pass --real."
         ),
     )
-    demo.add_argument("images", nargs="*", help="images to upscale (default: the sample images shipped with the package)")
+    demo.add_argument(
+        "images", nargs="*", help="images to upscale (default: the sample images shipped with the package)"
+    )
     demo.add_argument(
         "--output-dir", help="where to save the results (default: a 'demo' folder in the output folder)"
     )
@@ -253,6 +264,8 @@ def main(argv: list[str] | None = None) -> None:
         with simulator:
             serve_until_interrupted(simulator, args.host, args.port)
         return
+    if getattr(args, "allowed_dirs", None):
+        os.environ["SCENARIO_ALLOWED_DIRS"] = os.pathsep.join(args.allowed_dirs)
     if args.transport == "http":
         from scenario_upscale_mcp.serving.http import serve_http
 

@@ -25,7 +25,11 @@ SIMULATOR_STATE_FOLDER = "simulator"  # in the sandbox ledger's folder: the simu
 class Settings(BaseSettings):
     """Every setting the server reads. Field names map to SCENARIO_* variables."""
 
-    model_config = SettingsConfigDict(env_prefix="SCENARIO_", extra="ignore", populate_by_name=True)
+    # env_ignore_empty: a variable set to "" is unset (its default). Hosts' config forms send "" for a field
+    # left blank, and "" is never a meaningful value here (no folder, number or URL is empty).
+    model_config = SettingsConfigDict(
+        env_prefix="SCENARIO_", extra="ignore", populate_by_name=True, env_ignore_empty=True
+    )
 
     api_key: SecretStr | None = Field(
         default=None, validation_alias=AliasChoices("SCENARIO_SDK_API_KEY", "SCENARIO_API_KEY")
