@@ -1,17 +1,20 @@
 """Upscale every image in a folder with one model, through the MCP server, as a host app would.
 
-    .venv/bin/python examples/upscale_folder.py FOLDER [--model upscale_texture] [--factor 2]
-        [--concurrency 4] [--output-dir DIR] [--dry-run] [--sandbox]
+    .venv/bin/python examples/upscale_folder.py FOLDER [--pattern '*.png'] [--recursive]
+        [--model upscale_texture] [--factor 2] [--output-dir DIR] [--dry-run] [--sandbox]
 
-It spawns `scenario-upscale-mcp` over stdio with the MCP client, submits every image with
-`wait: 0` (the tool answers at once with the job id), at most `--concurrency` submissions in flight,
-then waits for all the jobs with `wait_for_jobs` (up to 32 per call, called again until they end),
-with one progress bar fed by the server's progress notifications. It prints where each result was
-saved, and exits non-zero if any image failed.
+It spawns `scenario-upscale-mcp` over stdio with the MCP client and makes one `upscale_batch` call
+for the folder: the server lists it (hidden files and non-images are skipped, and said so), submits
+every image and answers at once with a batch id. `wait_for_jobs` with that id then waits for the
+jobs (called again while they run) and saves the results into one folder, with one progress bar fed
+by the server's progress notifications. A batch beyond your plan's parallel-job limit is submitted
+in parts: the same `upscale_batch` call, made again, submits the rest and never bills an image
+twice. It prints what was saved where, what was skipped and why, and exits non-zero if any image
+failed.
 
-Each upscale is a paid job: `--dry-run` prints the total cost and submits nothing. `--sandbox` uses
-the server's built-in simulator instead of Scenario's API (no account needed, nothing billed).
-Without it the server gets your SCENARIO_* settings, credentials included.
+Each upscale is a paid job: `--dry-run` prints each image's cost and the total, and submits nothing.
+`--sandbox` uses the server's built-in simulator instead of Scenario's API (no account needed,
+nothing billed). Without it the server gets your SCENARIO_* settings, credentials included.
 """
 
 from __future__ import annotations
@@ -21,7 +24,6 @@ import os
 import sys
 import tempfile
 from contextlib import ExitStack
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,139 +31,149 @@ import anyio
 from mcp import Client, StdioServerParameters
 from mcp.types import CallToolResult
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".gif", ".avif", ".tif", ".tiff"}
-MAX_JOBS_PER_WAIT = 32  # wait_for_jobs takes at most 32 job ids
-WAIT_STEP_SECONDS = 45.0  # one wait_for_jobs call; called again while jobs still run
+WAIT_STEP_SECONDS = 45.0  # one upscale_batch or wait_for_jobs call; called again while work remains
+BATCH_CALL_SECONDS = 900.0  # how long one upscale_batch answer may take: it checks and uploads every image
 TERMINAL = {"success", "failure", "canceled", "not-found"}
 
 
-@dataclass
-class Item:
-    """One image and what became of it."""
-
-    image: Path
-    job_id: str | None = None
-    job: dict[str, Any] | None = None
-    error: str | None = None
+class ToolError(Exception):
+    """A tool call answered with an error; the message is the server's."""
 
 
-def images_in(folder: Path) -> list[Path]:
-    """The folder's image files (not its subfolders), by name; hidden files skipped."""
-    return sorted(
-        path
-        for path in folder.iterdir()
-        if path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES and not path.name.startswith(".")
+async def call(client: Client, tool: str, arguments: dict[str, Any], **options: Any) -> dict[str, Any]:
+    """The tool's structured answer; ToolError with the server's message if it refused."""
+    result: CallToolResult = await client.call_tool(tool, arguments, **options)
+    if result.is_error or not result.structured_content:
+        text = " ".join(getattr(block, "text", "") for block in result.content).strip()
+        # "Error executing tool upscale_batch: folder: …" → "folder: …"
+        prefix, _, rest = text.partition(": ")
+        raise ToolError(rest if prefix.startswith("Error executing tool") and rest else text or "no answer")
+    answer: dict[str, Any] = result.structured_content
+    return answer
+
+
+async def upscale_folder(
+    client: Client, arguments: dict[str, Any], *, seconds: float, console: Console
+) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
+    """Submit the batch, then wait for its jobs until they end or `seconds` pass.
+
+    Returns upscale_batch's last answer and wait_for_jobs' last word on each job, by job id. The
+    server saves each job's outputs as it succeeds; the jobs say where.
+    """
+    deadline = anyio.current_time() + seconds
+
+    def step() -> float:
+        return max(0.0, min(WAIT_STEP_SECONDS, deadline - anyio.current_time()))
+
+    columns = (
+        TextColumn("{task.description:<10}"),
+        BarColumn(),
+        TextColumn("{task.fields[message]}"),
+        TimeElapsedColumn(),
+    )
+    jobs: dict[str, dict[str, Any]] = {}
+    with Progress(*columns, console=console) as bars:
+        bar = bars.add_task("submitting", total=1.0, message="")
+
+        async def show(progress: float, total: float | None, message: str | None) -> None:
+            bars.update(bar, completed=progress / (total or 1.0), message=message or "")
+
+        async def submit() -> dict[str, Any]:
+            bars.reset(bar, description="submitting", message="")
+            return await call(
+                client,
+                "upscale_batch",
+                {**arguments, "wait": step()},
+                read_timeout_seconds=BATCH_CALL_SECONDS,
+                progress_callback=show,
+            )
+
+        batch = await submit()
+        while True:
+            running = 0
+            if any(image["jobId"] for image in batch["images"]):
+                bars.reset(bar, description="upscaling", message="")
+                waited = await call(
+                    client,
+                    "wait_for_jobs",
+                    {"batchId": batch["batchId"], "timeout": step()},
+                    progress_callback=show,
+                )
+                jobs |= {job["jobId"]: job for job in waited["jobs"]}
+                running = waited["running"]
+            if batch["notSubmitted"] and step() > 0:  # the plan's parallel-job limit: submit the rest
+                batch = await submit()
+            elif not running or step() == 0:
+                return batch, jobs
+
+
+def why_not_saved(image: dict[str, Any], job: dict[str, Any] | None) -> str:
+    if image["jobId"] is None:
+        return f"not submitted: {image.get('notice') or 'the deadline passed'}"
+    status = (job or image)["status"]
+    if status not in TERMINAL:
+        return f"job {image['jobId']} is still {status}: wait_for_jobs with its id saves it later"
+    detail = (job or {}).get("error") or ""
+    return f"job {image['jobId']} ended {status}" + (f": {detail}" if detail else "")
+
+
+def print_results(batch: dict[str, Any], jobs: dict[str, dict[str, Any]], console: Console) -> int:
+    """What was saved where, what was skipped and why, and what failed; returns how many images failed."""
+    table = Table(title="Results", title_justify="left")
+    table.add_column("image")
+    table.add_column("saved as", overflow="fold")
+    table.add_column("dimensions")
+    table.add_column("cost", justify="right")
+    folders: set[Path] = set()
+    failed = 0
+    for image in batch["images"]:
+        job = jobs.get(image["jobId"] or "")
+        if job is None or job["status"] != "success":
+            failed += 1
+            table.add_row(image["image"], f"[red]failed: {why_not_saved(image, job)}[/]", "", "")
+            continue
+        cost = job.get("creativeUnitsCost")
+        for output in job["outputs"]:
+            path = Path(output["path"]) if output.get("path") else None
+            if path is not None:
+                folders.add(path.parent)
+            table.add_row(
+                image["image"],
+                path.name if path is not None else output["assetId"],
+                f"{output.get('width')}×{output.get('height')}",
+                "?" if cost is None else f"{cost:g} CU",
+            )
+    console.print(table)
+    print_skipped(batch, console)
+    for folder in sorted(folders):
+        console.print(f"Saved in: [bold]{folder}[/]")
+    if failed:
+        console.print(f"[red]{failed} of {len(batch['images'])} images failed.[/]")
+    return failed
+
+
+def print_quote(quote: dict[str, Any], model: str, console: Console) -> None:
+    table = Table(title="Cost estimate", title_justify="left")
+    table.add_column("image")
+    table.add_column("cost", justify="right")
+    for image in quote["images"]:
+        cost = image["creativeUnitsCost"]
+        table.add_row(image["image"], "?" if cost is None else f"{cost:g} CU")
+    console.print(table)
+    print_skipped(quote, console)
+    total = "an unknown number of" if quote["totalCost"] is None else f"{quote['totalCost']:g}"
+    images = len(quote["images"])
+    console.print(
+        f"{images} image{'s' * (images != 1)} with {model}: {total} creative units. Nothing was submitted."
     )
 
 
-def error_text(result: CallToolResult) -> str:
-    text = " ".join(getattr(block, "text", "") for block in result.content).strip()
-    prefix, _, rest = text.partition(": ")  # "Error executing tool upscale_v3: image: …" → "image: …"
-    return rest if prefix.startswith("Error executing tool") and rest else text or "no answer"
-
-
-async def submit_all(
-    client: Client,
-    items: list[Item],
-    *,
-    model: str,
-    arguments: dict[str, Any],
-    concurrency: int,
-    progress: Progress,
-) -> None:
-    """Submit every image with `wait: 0`, at most `concurrency` calls in flight (uploads happen here)."""
-    limiter = anyio.CapacityLimiter(concurrency)
-    task = progress.add_task("submitting", total=len(items))
-
-    async def submit(item: Item) -> None:
-        async with limiter:
-            result = await client.call_tool(model, {"image": str(item.image), **arguments, "wait": 0})
-        if result.is_error or not result.structured_content:
-            item.error = error_text(result)
-        else:
-            item.job = result.structured_content
-            item.job_id = item.job.get("jobId")
-        progress.advance(task)
-
-    async with anyio.create_task_group() as group:
-        for item in items:
-            group.start_soon(submit, item)
-
-
-async def wait_all(client: Client, items: list[Item], *, seconds: float, bars: Progress) -> None:
-    """Wait for every submitted job with wait_for_jobs, 32 per call, until all end or `seconds` pass.
-
-    The server saves each job's outputs as it succeeds; its answers say where.
-    """
-    submitted = [item for item in items if item.job_id is not None]
-    task = bars.add_task("upscaling", total=len(submitted))
-    by_id = {item.job_id: item for item in submitted if item.job_id is not None}
-    done: dict[str, float] = {}  # per job: 0..1, from the progress the server reports
-    deadline = anyio.current_time() + seconds
-
-    async def wait_chunk(job_ids: list[str]) -> None:
-        running = [job_id for job_id in job_ids if (by_id[job_id].job or {}).get("status") not in TERMINAL]
-        while running and anyio.current_time() < deadline:
-
-            async def show(
-                progress: float, total: float | None, message: str | None, ids: list[str] = running
-            ) -> None:
-                # wait_for_jobs reports its jobs' overall progress: share it among them.
-                for job_id in ids:
-                    done[job_id] = progress / (total or 1.0)
-                bars.update(task, completed=sum(done.values()))
-
-            step = min(WAIT_STEP_SECONDS, max(0.0, deadline - anyio.current_time()))
-            result = await client.call_tool(
-                "wait_for_jobs", {"jobIds": running, "timeout": step}, progress_callback=show
-            )
-            if result.is_error or not result.structured_content:
-                for job_id in running:
-                    by_id[job_id].error = error_text(result)
-                return
-            for job in result.structured_content["jobs"]:
-                by_id[job["jobId"]].job = job
-                if job["status"] in TERMINAL:
-                    done[job["jobId"]] = 1.0
-            running = [
-                job["jobId"] for job in result.structured_content["jobs"] if job["status"] not in TERMINAL
-            ]
-            bars.update(task, completed=sum(done.values()))
-
-    async with anyio.create_task_group() as group:
-        ids = list(by_id)
-        for start in range(0, len(ids), MAX_JOBS_PER_WAIT):
-            group.start_soon(wait_chunk, ids[start : start + MAX_JOBS_PER_WAIT])
-    for item in submitted:
-        status = (item.job or {}).get("status")
-        if item.error is None and status != "success":
-            detail = (item.job or {}).get("error") or ("still running" if status not in TERMINAL else "")
-            item.error = f"job {item.job_id} is {status}" + (f": {detail}" if detail else "")
-
-
-async def quote_all(
-    client: Client, items: list[Item], *, model: str, arguments: dict[str, Any], concurrency: int
-) -> float:
-    """The total cost in creative units (dry runs: free, nothing submitted)."""
-    limiter = anyio.CapacityLimiter(concurrency)
-    total = 0.0
-
-    async def quote(item: Item) -> None:
-        nonlocal total
-        async with limiter:
-            result = await client.call_tool(model, {"image": str(item.image), **arguments, "dryRun": True})
-        if result.is_error or not result.structured_content:
-            item.error = error_text(result)
-        else:
-            total += result.structured_content.get("creativeUnitsCost") or 0
-
-    async with anyio.create_task_group() as group:
-        for item in items:
-            group.start_soon(quote, item)
-    return total
+def print_skipped(batch: dict[str, Any], console: Console) -> None:
+    for skipped in batch["skipped"]:
+        console.print(f"[dim]skipped {skipped['path']}: {skipped['reason']}[/]")
 
 
 def server_parameters(
@@ -189,106 +201,59 @@ def server_parameters(
     return StdioServerParameters(command=sys.executable, args=["-m", "scenario_upscale_mcp"], env=env)
 
 
-def print_results(items: list[Item], console: Console) -> None:
-    table = Table(title="Results", title_justify="left")
-    table.add_column("image")
-    table.add_column("saved as", overflow="fold")
-    table.add_column("dimensions")
-    table.add_column("cost", justify="right")
-    folders: set[Path] = set()
-    for item in items:
-        if item.error is not None:
-            table.add_row(item.image.name, f"[red]failed: {item.error}[/]", "", "")
-            continue
-        job = item.job or {}
-        cost = job.get("creativeUnitsCost")
-        for output in job.get("outputs", []):
-            path = Path(output["path"]) if output.get("path") else None
-            if path is not None:
-                folders.add(path.parent)
-            table.add_row(
-                item.image.name,
-                path.name if path is not None else output["assetId"],
-                f"{output.get('width')}×{output.get('height')}",
-                "?" if cost is None else f"{cost:g} CU",
-            )
-    console.print(table)
-    for folder in sorted(folders):
-        console.print(f"Saved in: [bold]{folder}[/]")
-
-
-async def upscale_folder(
-    client: Client,
-    items: list[Item],
-    *,
-    model: str,
-    arguments: dict[str, Any],
-    concurrency: int,
-    seconds: float,
-    console: Console,
-) -> None:
-    """Submit every image (wait 0), then wait for all the jobs; `items` record what became of each."""
-    columns = (TextColumn("{task.description:<10}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-    with Progress(*columns, console=console) as bars:
-        await submit_all(
-            client, items, model=model, arguments=arguments, concurrency=concurrency, progress=bars
-        )
-        await wait_all(client, items, seconds=seconds, bars=bars)
+def batch_arguments(args: argparse.Namespace, folder: Path, output_dir: Path | None) -> dict[str, Any]:
+    """upscale_batch's arguments; the same ones again make the same batch (nothing billed twice)."""
+    arguments: dict[str, Any] = {
+        "model": args.model,
+        "folder": str(folder),
+        "pattern": args.pattern,
+        "recursive": args.recursive,
+        "parameters": {"upscaleFactor": args.factor},
+    }
+    if output_dir is not None:
+        arguments["outputDir"] = str(output_dir)  # else: a folder named for the batch, in the output folder
+    return arguments
 
 
 async def run(
-    args: argparse.Namespace, items: list[Item], params: StdioServerParameters, console: Console
+    args: argparse.Namespace, arguments: dict[str, Any], params: StdioServerParameters, console: Console
 ) -> int:
-    arguments: dict[str, Any] = {"upscaleFactor": args.factor}
     async with Client(params, read_timeout_seconds=WAIT_STEP_SECONDS + 60) as client:
-        if args.dry_run:
-            total = await quote_all(
-                client, items, model=args.model, arguments=arguments, concurrency=args.concurrency
-            )
-            for item in items:
-                if item.error:
-                    console.print(f"[red]{item.image.name}: {item.error}[/]")
-            console.print(
-                f"{len(items)} images with {args.model}: {total:g} creative units. Nothing was submitted."
-            )
-            return 1 if any(item.error for item in items) else 0
-        await upscale_folder(
-            client,
-            items,
-            model=args.model,
-            arguments=arguments,
-            concurrency=args.concurrency,
-            seconds=args.timeout,
-            console=console,
-        )
-    print_results(items, console)
-    failed = [item for item in items if item.error is not None]
-    if failed:
-        console.print(f"[red]{len(failed)} of {len(items)} images failed.[/]")
-        return 1
-    return 0
+        try:
+            if args.dry_run:
+                quote = await call(
+                    client,
+                    "upscale_batch",
+                    {**arguments, "dryRun": True},
+                    read_timeout_seconds=BATCH_CALL_SECONDS,
+                )
+                print_quote(quote, args.model, console)
+                return 0
+            batch, jobs = await upscale_folder(client, arguments, seconds=args.timeout, console=console)
+        except ToolError as exc:  # the batch refused (nothing submitted), or a wait failed
+            console.print(f"[red]{exc}[/]", soft_wrap=True)
+            return 1
+    return 1 if print_results(batch, jobs, console) else 0
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
-    parser.add_argument("folder", help="folder whose images to upscale (not its subfolders)")
+    parser.add_argument("folder", help="folder whose images to upscale")
+    parser.add_argument("--pattern", default="*", help="file names to upscale, e.g. '*.png' (default: all)")
+    parser.add_argument("--recursive", action="store_true", help="include the sub-folders' images too")
     parser.add_argument("--model", choices=("upscale_v3", "upscale_texture"), default="upscale_v3")
     parser.add_argument("--factor", type=float, default=2, help="upscaleFactor (default 2)")
-    parser.add_argument(
-        "--concurrency", type=int, default=4, help="submissions in flight at once (default 4)"
-    )
     parser.add_argument("--timeout", type=float, default=1800, help="seconds to wait for the jobs in all")
     parser.add_argument(
-        "--output-dir", help="where to save the results (default: the server's output folder)"
+        "--output-dir", help="where to save the results (default: a folder named for the batch)"
     )
-    parser.add_argument("--dry-run", action="store_true", help="print the total cost; submit nothing")
+    parser.add_argument(
+        "--dry-run", action="store_true", help="print each image's cost and the total; submit nothing"
+    )
     parser.add_argument(
         "--sandbox", action="store_true", help="use the built-in simulator: no account, no bill"
     )
-    args = parser.parse_args(argv)
-    if args.concurrency < 1:
-        parser.error("--concurrency must be at least 1")
-    return args
+    return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -298,14 +263,11 @@ def main(argv: list[str] | None = None) -> int:
     if not folder.is_dir():
         console.print(f"[red]{folder} is not a folder[/]")
         return 2
-    items = [Item(image) for image in images_in(folder)]
-    if not items:
-        console.print(f"[red]no images in {folder}[/] ({', '.join(sorted(IMAGE_SUFFIXES))})")
-        return 2
     output_dir = Path(args.output_dir).expanduser().resolve() if args.output_dir else None
+    arguments = batch_arguments(args, folder, output_dir)
     with ExitStack() as stack:
         params = server_parameters(folder, output_dir, args.sandbox, stack)
-        return anyio.run(run, args, items, params, console)
+        return anyio.run(run, args, arguments, params, console)
 
 
 if __name__ == "__main__":

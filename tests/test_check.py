@@ -13,12 +13,13 @@ import httpx
 import pytest
 
 from scenario_upscale_mcp.check.command import check_command, run_checks
-from scenario_upscale_mcp.check.drift import TOOL_ONLY_OPTIONS, Difference, compare_inputs, load_tool_schema
+from scenario_upscale_mcp.check.drift import Difference, compare_inputs, load_tool_schema
 from scenario_upscale_mcp.check.probing import CHECKED_MODELS
 from scenario_upscale_mcp.check.report import render
 from scenario_upscale_mcp.cli import main
 from scenario_upscale_mcp.config import Settings
 from scenario_upscale_mcp.sandbox.app import Sandbox
+from scenario_upscale_tools.arguments import CALL_OPTIONS
 from tests.fake_clock import FakeClock
 
 API_URL = "https://api.test/v1"
@@ -160,7 +161,7 @@ def test_incomplete_live_entries_are_read_as_unset_not_refused() -> None:
 @pytest.mark.parametrize("tool", [model.tool for model in CHECKED_MODELS])
 def test_the_tool_only_options_are_in_both_tool_schemas(tool: str) -> None:
     """They are left out of the comparison, so each must really be one of the tools' options."""
-    assert set(load_tool_schema(tool)["properties"]) >= TOOL_ONLY_OPTIONS
+    assert set(load_tool_schema(tool)["properties"]) >= CALL_OPTIONS
 
 
 # --- the whole command ------------------------------------------------------------------------------

@@ -52,17 +52,24 @@ def scenario_api() -> Iterator[tuple[Sandbox, str]]:
 
 
 def run_real_demo(
-    base_url: str, tmp_path: Path, *flags: str, stdin: int | None = subprocess.DEVNULL
+    base_url: str,
+    tmp_path: Path,
+    *flags: str,
+    images: tuple[Path, ...] = (SAMPLES / "castle.png",),
+    env: dict[str, str] | None = None,
+    stdin: int | None = subprocess.DEVNULL,
 ) -> subprocess.CompletedProcess[str]:
-    """`demo --real` on the castle sample with credentials in the environment, "Scenario's API" at
-    `base_url`; results go to tmp_path/out, the ledger to tmp_path/state."""
+    """`demo --real` on the castle sample (or `images`) with credentials in the environment, "Scenario's
+    API" at `base_url`; results go to tmp_path/out, the ledger to tmp_path/state."""
     return run_demo(
-        str(SAMPLES / "castle.png"),
+        *map(str, images),
         "--real",
         *flags,
         "--output-dir",
         str(tmp_path / "out"),
-        env=CREDENTIALS | {"SCENARIO_BASE_URL": base_url, "SCENARIO_STATE_DIR": str(tmp_path / "state")},
+        env=CREDENTIALS
+        | {"SCENARIO_BASE_URL": base_url, "SCENARIO_STATE_DIR": str(tmp_path / "state")}
+        | (env or {}),
         stdin=stdin,
     )
 
@@ -149,6 +156,68 @@ def test_real_without_yes_and_without_a_terminal_quotes_the_cost_and_submits_not
     assert [path for method, path in api.requests if "generate" in path]  # the dry runs
     assert api.jobs == {}
     assert saved_files(tmp_path / "out") == []
+
+
+def test_real_quotes_every_image_with_each_model_and_the_total(
+    scenario_api: tuple[Sandbox, str], tmp_path: Path
+) -> None:
+    api, base_url = scenario_api
+    samples = tuple(sorted(SAMPLES.glob("*.png")))
+    done = run_real_demo(base_url, tmp_path, images=samples)
+
+    assert done.returncode == 2  # no --yes, no terminal: nothing submitted
+    costs = []
+    for sample in samples:
+        for tool in ("upscale_v3", "upscale_texture"):
+            [cost] = re.findall(rf"{re.escape(sample.name)}\s+│ {tool}\s+│\s+(\d+) CU", done.stdout)
+            costs.append(int(cost))
+    assert f"Total: {sum(costs)} creative units, to be billed" in done.stdout
+    assert api.jobs == {}
+
+
+def run_real_demo_with_a_broken_image(
+    base_url: str, tmp_path: Path
+) -> tuple[Path, subprocess.CompletedProcess[str]]:
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(png_bytes(30, 20)[:40])  # a PNG's start, cut off
+    return broken, run_real_demo(base_url, tmp_path, "--yes", images=(SAMPLES / "castle.png", broken))
+
+
+def test_real_with_an_image_the_server_refuses_submits_nothing(
+    scenario_api: tuple[Sandbox, str], tmp_path: Path
+) -> None:
+    api, base_url = scenario_api
+    _, done = run_real_demo_with_a_broken_image(base_url, tmp_path)
+
+    assert done.returncode == 1
+    for tool in ("upscale_v3", "upscale_texture"):  # each model's dry-run batch is refused as a whole
+        assert re.search(rf"all images\s+│ {tool}\s+│ refused", done.stdout), done.stdout
+        assert f"✗ {tool}: " in done.stderr
+    assert "nothing was submitted: fix the refused upscales first." in done.stderr
+    assert api.jobs == {}
+
+
+def test_real_with_an_image_the_server_refuses_gives_the_servers_reason_naming_it(
+    scenario_api: tuple[Sandbox, str], tmp_path: Path
+) -> None:
+    _, base_url = scenario_api
+    broken, done = run_real_demo_with_a_broken_image(base_url, tmp_path)
+
+    for tool in ("upscale_v3", "upscale_texture"):
+        assert re.search(rf"✗ {tool}: {re.escape(str(broken))}: image: .*decode", done.stderr), done.stderr
+
+
+def test_real_passes_the_approved_cost_to_a_server_that_asks_before_spending(
+    scenario_api: tuple[Sandbox, str], tmp_path: Path
+) -> None:
+    api, base_url = scenario_api
+    # The server must confirm any cost above 1 CU, and the demo's client cannot ask the user: the
+    # demo asked (here: --yes), and passes each upscale's approved quote as its confirmCost.
+    done = run_real_demo(base_url, tmp_path, "--yes", env={"SCENARIO_CONFIRM_ABOVE_CREDITS": "1"})
+
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert len(api.jobs) == 2
+    assert len(saved_files(tmp_path / "out")) == 2
 
 
 def test_real_asks_before_submitting_and_a_no_submits_nothing(

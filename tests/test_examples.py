@@ -23,6 +23,7 @@ from rich.console import Console
 
 from scenario_upscale_mcp.cli import DEFAULT_HTTP_HOST, DEFAULT_HTTP_PORT
 from scenario_upscale_mcp.config import Settings
+from scenario_upscale_mcp.sandbox.app import Sandbox
 from tests.images import png_bytes
 
 ROOT = Path(__file__).parents[1]
@@ -148,59 +149,106 @@ def load_upscale_folder() -> ModuleType:
     spec = importlib.util.spec_from_file_location("upscale_folder", EXAMPLES / "upscale_folder.py")
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up while the class is made
+    sys.modules[spec.name] = module
     spec.loader.exec_module(module)
     return module
 
 
-@pytest.mark.anyio
-async def test_upscale_folder_submits_with_wait_0_then_waits_with_bounded_concurrency(
-    client: Client, folders: dict[str, Path]
-) -> None:
-    example = load_upscale_folder()
-    for index in range(5):
-        (folders["images"] / f"tile{index}.png").write_bytes(png_bytes(32 + index, 32, (index * 40, 90, 30)))
+def record_calls(client: Client) -> list[tuple[str, dict[str, Any]]]:
+    """The tool calls `client` makes from now on, each with its arguments."""
     calls: list[tuple[str, dict[str, Any]]] = []
-    in_flight = 0
-    most_in_flight = 0
     call_tool = client.call_tool
 
     async def recording_call_tool(name: str, arguments: dict[str, Any], **options: Any) -> Any:
-        nonlocal in_flight, most_in_flight
         calls.append((name, arguments))
-        in_flight += 1
-        most_in_flight = max(most_in_flight, in_flight)
-        try:
-            return await call_tool(name, arguments, **options)
-        finally:
-            in_flight -= 1
+        return await call_tool(name, arguments, **options)
 
     client.call_tool = recording_call_tool  # type: ignore[method-assign,assignment]
-    items = [example.Item(image) for image in example.images_in(folders["images"])]
-    await example.upscale_folder(
-        client,
-        items,
-        model="upscale_texture",
-        arguments={"upscaleFactor": 2},
-        concurrency=2,
-        seconds=30,
-        console=Console(file=io.StringIO()),
+    return calls
+
+
+def tiles(folder: Path, count: int) -> None:
+    for index in range(count):
+        (folder / f"tile{index}.png").write_bytes(png_bytes(32 + index, 32, (index * 40, 90, 30)))
+
+
+@pytest.mark.anyio
+async def test_upscale_folder_submits_one_batch_then_waits_for_it_by_its_id(
+    client: Client, folders: dict[str, Path]
+) -> None:
+    example = load_upscale_folder()
+    tiles(folders["images"], 5)
+    (folders["images"] / "notes.txt").write_text("not an image: skipped, and said so")
+    calls = record_calls(client)
+    args = example.parse_args([str(folders["images"]), "--model", "upscale_texture", "--pattern", "tile*"])
+    arguments = example.batch_arguments(args, folders["images"], None)
+    console = Console(file=io.StringIO(), width=200)
+
+    batch, jobs = await example.upscale_folder(client, arguments, seconds=30, console=console)
+
+    [submission] = [arguments for name, arguments in calls if name == "upscale_batch"]
+    assert submission["folder"] == str(folders["images"]) and submission["pattern"] == "tile*"
+    assert submission["parameters"] == {"upscaleFactor": 2}
+    waits = [arguments for name, arguments in calls if name == "wait_for_jobs"]
+    assert waits and all(arguments.keys() == {"batchId", "timeout"} for arguments in waits)
+    assert {arguments["batchId"] for arguments in waits} == {batch["batchId"]}
+    assert [image["image"] for image in batch["images"]] == [f"tile{index}.png" for index in range(5)]
+    assert batch["skipped"] == [{"path": "notes.txt", "reason": "does not match tile*"}]
+    for index, image in enumerate(batch["images"]):
+        [output] = jobs[image["jobId"]]["outputs"]
+        saved = Path(output["path"])
+        assert saved.parent == folders["output"] / batch["batchId"]  # one folder, named for the batch
+        with Image.open(saved) as upscaled:
+            assert upscaled.size == (2 * (32 + index), 64)
+    assert example.print_results(batch, jobs, console) == 0
+    printed = console.file.getvalue()  # type: ignore[attr-defined]
+    assert "skipped notes.txt: does not match tile*" in printed
+    assert f"Saved in: {folders['output'] / batch['batchId']}" in printed
+
+
+@pytest.mark.anyio
+async def test_upscale_folder_submits_the_rest_of_a_batch_beyond_the_plans_parallel_limit(
+    client: Client, sandbox: Sandbox, folders: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    example = load_upscale_folder()
+    # Two jobs at once, and calls too short for a job (0.3 s) to end within: the first upscale_batch
+    # call cannot submit every image, so the example waits, then sends the same batch again.
+    sandbox.faults.plan_limit = 2
+    monkeypatch.setattr(example, "WAIT_STEP_SECONDS", 0.1)
+    tiles(folders["images"], 5)
+    calls = record_calls(client)
+    arguments = {"model": "upscale_v3", "folder": str(folders["images"]), "parameters": {"upscaleFactor": 2}}
+
+    batch, jobs = await example.upscale_folder(
+        client, arguments, seconds=30, console=Console(file=io.StringIO())
     )
 
-    assert [item.error for item in items] == [None] * 5
-    submissions = [arguments for name, arguments in calls if name == "upscale_texture"]
-    assert len(submissions) == 5 and all(arguments["wait"] == 0 for arguments in submissions)
-    waited = {
-        job_id for name, arguments in calls if name == "wait_for_jobs" for job_id in arguments["jobIds"]
-    }
-    assert waited == {item.job_id for item in items}
-    assert 1 < most_in_flight <= 2  # concurrent, never beyond the bound
-    for index, item in enumerate(items):  # images_in lists them by name: tile0 … tile4
-        [output] = item.job["outputs"]
-        saved = Path(output["path"])
-        assert saved.parent == folders["output"]
-        with Image.open(saved) as image:
-            assert image.size == (2 * (32 + index), 64)
+    submissions = [arguments for name, arguments in calls if name == "upscale_batch"]
+    assert len(submissions) > 1
+    assert all({**submission, "wait": 0} == {**arguments, "wait": 0} for submission in submissions)
+    assert batch["notSubmitted"] == 0
+    assert [jobs[image["jobId"]]["status"] for image in batch["images"]] == ["success"] * 5
+    assert len(sandbox.jobs) == 5  # each image billed once, however often the batch was sent
+    assert len(list((folders["output"] / batch["batchId"]).iterdir())) == 5
+
+
+@pytest.mark.anyio
+async def test_upscale_folder_reports_a_failed_job_and_fails(
+    client: Client, sandbox: Sandbox, folders: dict[str, Path]
+) -> None:
+    example = load_upscale_folder()
+    sandbox.faults.fail_next_jobs = 1
+    tiles(folders["images"], 2)
+    arguments = {"model": "upscale_v3", "folder": str(folders["images"])}
+    console = Console(file=io.StringIO(), width=200)
+
+    batch, jobs = await example.upscale_folder(client, arguments, seconds=30, console=console)
+
+    assert example.print_results(batch, jobs, console) == 1
+    printed = console.file.getvalue()  # type: ignore[attr-defined]
+    assert re.search(r"tile\d\.png +│ failed: job \S+ ended failure", printed), printed
+    assert "1 of 2 images failed." in printed
+    assert len(list((folders["output"] / batch["batchId"]).iterdir())) == 1  # the other one was saved
 
 
 def run_upscale_folder(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
@@ -219,30 +267,46 @@ def run_upscale_folder(*args: str, **env: str) -> subprocess.CompletedProcess[st
 @pytest.mark.slow
 def test_upscale_folder_runs_from_the_command_line_against_the_simulator(tmp_path: Path) -> None:
     images, output = tmp_path / "images", tmp_path / "output"
-    images.mkdir()
+    (images / "more").mkdir(parents=True)
     (images / "a.png").write_bytes(png_bytes(40, 30))
     (images / "b.png").write_bytes(png_bytes(20, 20))
+    (images / "more" / "c.png").write_bytes(png_bytes(24, 24))
     (images / "notes.txt").write_text("not an image, and not picked up")
     done = run_upscale_folder(
         str(images),
         "--sandbox",
-        *("--model", "upscale_v3", "--factor", "2", "--output-dir", str(output)),
+        *("--model", "upscale_v3", "--factor", "2", "--pattern", "*.png", "--recursive"),
+        *("--output-dir", str(output)),
         SCENARIO_POLL_INITIAL_SECONDS="0.3",
     )
     assert done.returncode == 0, done.stdout + done.stderr
     saved = sorted(path.name for path in output.iterdir())
-    assert [name.split("_upscale-v3_x2_")[0] for name in saved] == ["a", "b"]
+    assert [name.split("_upscale-v3_x2_")[0] for name in saved] == ["a", "b", "c"]  # --output-dir, as is
+    assert "skipped notes.txt: does not match *.png" in done.stdout
+    assert re.search(r"more/c\.png +│ c_upscale-v3_x2_", done.stdout), done.stdout
     assert f"Saved in: {output}" in done.stdout
+    assert re.search(r"upscaling\s+━+ 3 of 3 jobs finished", done.stdout), done.stdout  # the bar, at its end
     for name in saved:
         assert name in done.stdout
 
 
 @pytest.mark.slow
-def test_upscale_folder_dry_run_prints_the_total_and_submits_nothing(tmp_path: Path) -> None:
+def test_upscale_folder_dry_run_prints_each_cost_and_the_total_and_submits_nothing(tmp_path: Path) -> None:
     (tmp_path / "a.png").write_bytes(png_bytes(40, 30))
+    (tmp_path / "b.png").write_bytes(png_bytes(20, 20))
     done = run_upscale_folder(
         str(tmp_path), "--sandbox", "--dry-run", SCENARIO_OUTPUT_DIR=str(tmp_path / "output")
     )
     assert done.returncode == 0, done.stdout + done.stderr
-    assert re.search(r"1 images with upscale_v3: \d+ creative units\. Nothing was submitted\.", done.stdout)
+    costs = [int(cost) for cost in re.findall(r"[ab]\.png +│ +(\d+) CU", done.stdout)]
+    assert len(costs) == 2, done.stdout
+    assert f"2 images with upscale_v3: {sum(costs)} creative units. Nothing was submitted." in done.stdout
     assert not (tmp_path / "output").exists()
+
+
+@pytest.mark.slow
+def test_upscale_folder_without_images_says_what_it_skipped_and_fails(tmp_path: Path) -> None:
+    (tmp_path / "notes.txt").write_text("no pictures here")
+    done = run_upscale_folder(str(tmp_path), "--sandbox")
+    assert done.returncode == 1
+    assert re.search(r"folder: no image in .* notes\.txt: not an image", done.stdout), done.stdout

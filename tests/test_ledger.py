@@ -55,7 +55,13 @@ def ledger(tmp_path: Path, clock: FakeClock) -> Iterator[Ledger]:
 
 
 def submit(
-    ledger: Ledger, job_id: str, *, request_key: str | None = "key-a", status: str = "queued"
+    ledger: Ledger,
+    job_id: str,
+    *,
+    request_key: str | None = "key-a",
+    status: str = "queued",
+    cost: float | None = None,
+    batch_id: str | None = None,
 ) -> JobRecord:
     return ledger.record_submission(
         job_id=job_id,
@@ -67,7 +73,8 @@ def submit(
         upscale_factor=4.0,
         status=status,
         progress=0.0,
-        cost=None,
+        cost=cost,
+        batch_id=batch_id,
     )
 
 
@@ -274,6 +281,150 @@ def test_a_version_2_ledger_gains_the_output_folder_and_keeps_its_jobs(tmp_path:
 
     assert old is not None and old.output_dir is None
     assert sqlite_value(path, "PRAGMA user_version") == SCHEMA_VERSION
+
+
+def test_a_version_3_ledger_gains_the_batch_table_and_keeps_its_jobs(tmp_path: Path) -> None:
+    path = tmp_path / FILE_NAME
+    with closing(sqlite3.connect(path)) as db:
+        for script in MIGRATIONS[:3]:
+            db.executescript(script)
+        db.execute(
+            "INSERT INTO jobs (job_id, model, request_key, status, cost, output_dir, created_at, updated_at) "
+            "VALUES ('job_old', 'model_upscale-v3', 'key-old', 'success', 4, '/pictures/sub', 10, 10)"
+        )
+        db.execute("PRAGMA user_version = 3")
+        db.commit()
+
+    with Ledger(path, clock=FakeClock(20.0)) as ledger:
+        old = ledger.get_job("job_old")
+        assert ledger.jobs_in_batch("batch_1") == []
+        submit(ledger, "job_new", batch_id="batch_1")
+        ledger.add_to_batch("batch_1", "job_old")  # a job from before batches can join one
+        in_batch = ledger.jobs_in_batch("batch_1")
+        spent = ledger.spending_since(0)
+
+    assert old is not None
+    assert (old.request_key, old.output_dir, old.status, old.cost) == (
+        "key-old",
+        "/pictures/sub",
+        "success",
+        4,
+    )
+    assert [job.job_id for job in in_batch] == ["job_old", "job_new"]
+    assert in_batch[0] == old
+    assert spent == [(10, 4)]
+    assert sqlite_value(path, "PRAGMA user_version") == SCHEMA_VERSION == 4
+    with closing(sqlite3.connect(path)) as db:
+        tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        job_columns = {row[1] for row in db.execute("PRAGMA table_info(jobs)")}
+        batch_columns = [row[1] for row in db.execute("PRAGMA table_info(batch_jobs)")]
+    assert "batch_jobs" in tables
+    assert batch_columns == ["batch_id", "job_id", "added_at"]
+    assert "batch_id" not in job_columns  # membership is the table's, not a column of the job
+
+
+def test_a_job_in_two_batches_is_listed_in_both(ledger: Ledger, clock: FakeClock) -> None:
+    ledger.observe_job("job_x", status="queued", progress=0.0)  # another process saw it first
+    submit(ledger, "job_x", batch_id="batch_a")
+    submit(ledger, "job_y", request_key="key-y", batch_id="batch_a")
+    clock.advance(1)
+    submit(ledger, "job_x", batch_id="batch_b")  # recorded again, by another batch
+    submit(ledger, "job_z", request_key="key-z", batch_id="batch_b")
+    submit(ledger, "job_single", request_key="key-single")
+
+    assert [job.job_id for job in ledger.jobs_in_batch("batch_a")] == ["job_x", "job_y"]
+    assert [job.job_id for job in ledger.jobs_in_batch("batch_b")] == ["job_x", "job_z"]
+    x = ledger.observe_job("job_x", status="success", progress=1.0)
+    assert ledger.jobs_in_batch("batch_a")[0] == x == ledger.jobs_in_batch("batch_b")[0]
+    assert sqlite_value(ledger.path, "SELECT count(*) FROM batch_jobs WHERE job_id = 'job_single'") == 0
+
+
+def test_a_job_added_to_a_batch_is_listed_once_however_often_it_is_added(
+    ledger: Ledger, clock: FakeClock
+) -> None:
+    submit(ledger, "job_x", batch_id="batch_a")
+    clock.advance(5)
+    submit(ledger, "job_z", request_key="key-z", batch_id="batch_b")
+    clock.advance(5)
+
+    ledger.add_to_batch("batch_b", "job_x")  # the duplicate guard answered an image of batch_b with job_x
+    ledger.add_to_batch("batch_b", "job_x")
+    clock.advance(5)
+    ledger.add_to_batch("batch_a", "job_x")  # already in it: submitted there
+    submit(ledger, "job_x", batch_id="batch_b")  # and recorded again there
+
+    assert [job.job_id for job in ledger.jobs_in_batch("batch_a")] == ["job_x"]
+    assert [job.job_id for job in ledger.jobs_in_batch("batch_b")] == ["job_x", "job_z"]  # by created_at
+    with closing(sqlite3.connect(ledger.path)) as db:
+        added = dict(db.execute("SELECT batch_id, added_at FROM batch_jobs WHERE job_id = 'job_x'"))
+    assert added == {"batch_a": START, "batch_b": START + 10}  # the first time is kept
+
+
+def test_a_job_added_before_it_is_recorded_is_listed_once_it_is(ledger: Ledger) -> None:
+    ledger.add_to_batch("batch_a", "job_later")  # another process is still recording it
+
+    assert ledger.jobs_in_batch("batch_a") == []
+    submit(ledger, "job_later")
+    assert [job.job_id for job in ledger.jobs_in_batch("batch_a")] == ["job_later"]
+
+
+def test_a_batchs_jobs_are_listed_oldest_first(ledger: Ledger, clock: FakeClock) -> None:
+    submit(ledger, "job_b", batch_id="batch_1")
+    submit(ledger, "job_a", batch_id="batch_1")  # same instant: by job id
+    submit(ledger, "job_other", batch_id="batch_2")
+    submit(ledger, "job_single")
+    clock.advance(1)
+    submit(ledger, "job_0", batch_id="batch_1")
+    ledger.observe_job("job_a", status="failure", progress=0.0, error="boom")
+
+    listed = ledger.jobs_in_batch("batch_1")
+
+    assert [job.job_id for job in listed] == ["job_a", "job_b", "job_0"]
+    assert listed[0].status == "failure" and listed[0].error == "boom"
+    assert [job.job_id for job in ledger.jobs_in_batch("batch_2")] == ["job_other"]
+    assert ledger.jobs_in_batch("batch_unknown") == []
+
+
+def test_spending_counts_every_submitted_job_with_a_cost_oldest_first(
+    ledger: Ledger, clock: FakeClock
+) -> None:
+    submit(ledger, "job_before", cost=100.0)
+    clock.advance(10)
+    since = clock.now
+    submit(ledger, "job_running", cost=4.0)  # exactly at `since`: counted
+    clock.advance(1)
+    submit(ledger, "job_failed", cost=2.5)
+    ledger.observe_job("job_failed", status="failure", progress=0.0)
+    submit(ledger, "job_canceled", cost=1.0)
+    ledger.observe_job("job_canceled", status="canceled", progress=0.0)
+    submit(ledger, "job_no_cost", cost=None)  # a lost answer's job: its cost was never stated
+    ledger.observe_job("job_elsewhere", status="success", progress=1.0, cost=50.0)  # only looked up by id
+    clock.advance(1)
+    submit(ledger, "job_billed", cost=8.0)
+    ledger.observe_job("job_billed", status="success", progress=1.0, cost=6.0)  # the billing replaces it
+
+    assert ledger.spending_since(since) == [
+        (since, 4.0),
+        (since + 1, 1.0),  # the same instant: by job id (job_canceled, job_failed)
+        (since + 1, 2.5),
+        (since + 2, 6.0),
+    ]
+    assert ledger.spending_since(since + 2) == [(since + 2, 6.0)]
+    assert ledger.spending_since(since + 3) == []
+    assert len(ledger.spending_since(0)) == 5
+
+
+def test_a_damaged_cost_is_left_out_of_the_spending_with_a_warning(
+    ledger: Ledger, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    submit(ledger, "job_good", cost=3.0)
+    submit(ledger, "job_bad", cost=5.0)
+    with closing(sqlite3.connect(tmp_path / "state" / FILE_NAME)) as db:
+        db.execute("UPDATE jobs SET cost = 'five' WHERE job_id = 'job_bad'")
+        db.commit()
+
+    assert ledger.spending_since(0) == [(START, 3.0)]
+    assert "'job_bad'" in caplog.text and "cost should be a finite number" in caplog.text
 
 
 def test_observing_an_unknown_job_records_it(ledger: Ledger) -> None:

@@ -189,7 +189,8 @@ def invalid_value(name: str, prop: dict[str, Any]) -> st.SearchStrategy[Any]:
         raise AssertionError(f"no invalid generator for {name}: {prop}")
     if not _nullable(prop):
         options.append(st.none())
-    options.append(WRONG_SHAPES)
+    # A list where a list of numbers is wanted is the right shape ([1] is a valid lorasScale).
+    options.append(WRONG_SHAPES if kind != "array" else st.just({"a": 1}))
     return st.one_of(options)
 
 

@@ -176,6 +176,7 @@ async def test_the_handlers_given_parameter_is_no_argument(
 BASE_ARGUMENTS: dict[str, dict[str, Any]] = {
     "upscale_v3": {"image": "asset_source"},
     "upscale_texture": {"image": "asset_source"},
+    "upscale_batch": {"model": "upscale_v3", "images": ["asset_source"]},
     "get_job": {"jobId": "job_a"},
     "wait_for_jobs": {"jobIds": ["job_a"]},
     "download_assets": {"jobId": "job_a"},

@@ -57,6 +57,21 @@ class Settings(BaseSettings):
         default=None, ge=1, description="queue submissions beyond this many"
     )
 
+    # The spending guard (jobs/spending.py), in creative units; unset: no limit, no extra dry run.
+    max_credits_per_call: float | None = Field(
+        default=None, gt=0, allow_inf_nan=False, description="refuse a tool call quoted above this"
+    )
+    max_credits_per_day: float | None = Field(
+        default=None,
+        gt=0,
+        allow_inf_nan=False,
+        description="refuse a call that takes the last 24 h's spending above this",
+    )
+    confirm_above_credits: float | None = Field(
+        default=None, ge=0, allow_inf_nan=False, description="ask the user before a call quoted above this"
+    )
+    max_batch_images: int = Field(default=100, ge=1, le=1000, description="images in one upscale_batch call")
+
     @field_validator("allowed_dirs", mode="before")
     @classmethod
     def _split_path_list(cls, value: object) -> object:

@@ -6,8 +6,13 @@ progress bars from the MCP progress notifications, and prints a table of what wa
 (the tables and the failures are printed by `demo_report.py`).
 
 With `--real` it uses Scenario's API and the credentials in the environment instead: it first asks
-the server for the cost of every upscale (`dryRun: true`, free), shows it, and submits only after
-the user confirms (or passed `--yes`). Without `--real` the credentials are never passed on.
+the server for the cost of every upscale (one `upscale_batch` dry run per model: free, each image's
+cost and the total), shows it, and submits only after the user confirms (or passed `--yes`). Without
+`--real` the credentials are never passed on.
+
+The upscales themselves are one model-tool call per image and model, not `upscale_batch`: a batch
+reports one progress for all its jobs, so the per-upscale progress bars would go, and one unreadable
+image refuses its whole batch, where the demo shows every other upscale through to its result.
 
 This module is a client, not the server, so it prints to stdout (results) and stderr (errors).
 """
@@ -19,7 +24,7 @@ import re
 import sys
 import tempfile
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -41,7 +46,7 @@ from rich.prompt import Confirm
 from rich.text import Text
 
 from scenario_upscale_mcp.api.statuses import SUCCESS, TERMINAL_STATUSES
-from scenario_upscale_mcp.demo_report import print_failures, print_quotes, report_results
+from scenario_upscale_mcp.demo_report import print_quotes, print_refused_quotes, report_results
 
 DEMO_CALLS: tuple[tuple[str, dict[str, Any]], ...] = (
     ("upscale_v3", {"upscaleFactor": 2, "style": "standard"}),
@@ -96,6 +101,15 @@ class Upscale:
 class Outcome:
     upscale: Upscale
     job: dict[str, Any] | None = None
+    error: str | None = None
+
+
+@dataclass
+class Quote:
+    """One model's dry-run batch: each image's cost, or why the server refused the batch."""
+
+    tool: str
+    costs: dict[Path, float | None] = field(default_factory=dict)  # creative units; None: not quoted
     error: str | None = None
 
 
@@ -182,16 +196,17 @@ async def _real(
     outcomes: list[Outcome] = []
     async with _connected(env) as client:
         out.print("Asking for the cost of each upscale first (dry run: free, nothing is submitted)…")
-        quotes = await _quote_all(client, upscales, options.concurrency)
+        images = list(dict.fromkeys(upscale.image for upscale in upscales))
+        quotes = [await _quote(client, images, tool, arguments) for tool, arguments in DEMO_CALLS]
         total = print_quotes(quotes, out)
         if any(quote.error is not None for quote in quotes):
-            print_failures([quote for quote in quotes if quote.error is not None], err)
+            print_refused_quotes(quotes, err)
             refusal = DemoError("nothing was submitted: fix the refused upscales first.")
         else:
             out.print(f"Total: [bold]{total:g} creative units[/], to be billed to your Scenario account.")
             refusal = await _confirm(len(upscales), total, options.yes)
         if refusal is None:
-            outcomes = await _upscale_all(client, upscales, options.concurrency, out)
+            outcomes = await _upscale_all(client, _approved(upscales, quotes), options.concurrency, out)
     if refusal is not None:
         raise refusal
     return report_results(outcomes, folder, out, err, billed=True)
@@ -207,6 +222,18 @@ async def _confirm(jobs: int, total: float, yes: bool) -> DemoError | None:
     if await anyio.to_thread.run_sync(lambda: Confirm.ask(question, default=False)):
         return None
     return DemoError("cancelled: nothing was submitted or billed.")
+
+
+def _approved(upscales: list[Upscale], quotes: list[Quote]) -> list[Upscale]:
+    """Each upscale with the cost the user just approved as its `confirmCost`: a server set to ask above
+    SCENARIO_CONFIRM_ABOVE_CREDITS takes that from a client that cannot ask (the demo asked instead)."""
+    costs = {(quote.tool, image): cost for quote in quotes for image, cost in quote.costs.items()}
+    return [
+        replace(upscale, arguments={**upscale.arguments, "confirmCost": cost})
+        if (cost := costs.get((upscale.tool, upscale.image))) is not None
+        else upscale
+        for upscale in upscales
+    ]
 
 
 def _images(given: list[str]) -> list[Path]:
@@ -258,26 +285,24 @@ class _connected:
         await self._client.__aexit__(*exc_info)
 
 
-async def _quote_all(client: Client, upscales: list[Upscale], concurrency: int) -> list[Outcome]:
-    outcomes = [Outcome(upscale) for upscale in upscales]
-    limiter = anyio.CapacityLimiter(concurrency)
-
-    async def quote(outcome: Outcome) -> None:
-        async with limiter:
-            arguments = {"image": str(outcome.upscale.image), **outcome.upscale.arguments, "dryRun": True}
-            result = await client.call_tool(outcome.upscale.tool, arguments, read_timeout_seconds=120)
-            _settle(outcome, result)
-
-    async with anyio.create_task_group() as group:
-        for outcome in outcomes:
-            group.start_soon(quote, outcome)
-    return outcomes
+async def _quote(client: Client, images: list[Path], tool: str, arguments: Mapping[str, Any]) -> Quote:
+    """Every image's cost with one model: a dry-run `upscale_batch` (free; the server prices the images
+    a few at a time and refuses the whole batch, naming the image, if one cannot be upscaled)."""
+    batch = {"model": tool, "images": [str(image) for image in images], "parameters": dict(arguments)}
+    result = await client.call_tool("upscale_batch", batch | {"dryRun": True}, read_timeout_seconds=300)
+    if result.is_error or not result.structured_content:
+        return Quote(tool, error=_text(result))
+    answer = result.structured_content["images"]
+    return Quote(tool, {Path(image["image"]): image["creativeUnitsCost"] for image in answer})
 
 
 async def _upscale_all(
     client: Client, upscales: list[Upscale], concurrency: int, out: Console
 ) -> list[Outcome]:
-    """Every upscale, at most `concurrency` at once, each with a progress bar fed by the server."""
+    """Every upscale, at most `concurrency` at once, each with a progress bar fed by the server.
+
+    One call per upscale, not upscale_batch: a batch's progress covers all its jobs at once, and one
+    unreadable image would refuse the rest of its batch (see the module's docstring)."""
     outcomes = [Outcome(upscale) for upscale in upscales]
     limiter = anyio.CapacityLimiter(concurrency)
     width = max(len(upscale.label) for upscale in upscales)

@@ -12,23 +12,31 @@ from rich.table import Table
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from scenario_upscale_mcp.demo import Outcome
+    from scenario_upscale_mcp.demo import Outcome, Quote
 
 
-def print_quotes(quotes: list[Outcome], out: Console) -> float:
-    """Show the cost of every upscale; return the total of those quoted."""
+def print_quotes(quotes: list[Quote], out: Console) -> float:
+    """Show the cost of every upscale, one dry-run batch per model (a refused batch in one row); return
+    the total quoted."""
     table = Table(title="Cost estimate", title_justify="left")
     table.add_column("image")
     table.add_column("model")
     table.add_column("cost", justify="right")
     total = 0.0
     for quote in quotes:
-        cost = (quote.job or {}).get("creativeUnitsCost")
-        total += cost or 0
-        shown = "[red]refused[/]" if quote.error is not None else _cost(cost)
-        table.add_row(quote.upscale.image.name, quote.upscale.tool, shown)
+        if quote.error is not None:
+            table.add_row("all images", quote.tool, "[red]refused[/]")
+        for image, cost in quote.costs.items():
+            total += cost or 0
+            table.add_row(image.name, quote.tool, _cost(cost))
     out.print(table)
     return total
+
+
+def print_refused_quotes(quotes: list[Quote], err: Console) -> None:
+    for quote in quotes:
+        if quote.error is not None:  # the server's reason names the image
+            err.print(f"[red]✗[/] {quote.tool}: {quote.error}", soft_wrap=True)
 
 
 def _cost(cost: float | None) -> str:

@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     from scenario_upscale_mcp.jobs.async_ledger import AsyncLedger
     from scenario_upscale_mcp.jobs.ledger import JobRecord, Ledger
     from scenario_upscale_mcp.jobs.saving import NamingHint
+    from scenario_upscale_mcp.jobs.spending import SpendingLimits
     from scenario_upscale_mcp.jobs.submission import Submission, Submitted, Submitter, UnrecordedJobs
     from scenario_upscale_mcp.outputs.writing import SavedFile
 
@@ -167,6 +168,13 @@ class Upscaler:
             if "ledger" in self.__dict__:
                 self.ledger.close()
             self._resources.close()
+
+    @property
+    def spending_limits(self) -> SpendingLimits:
+        """SCENARIO_MAX_CREDITS_PER_CALL, _PER_DAY and SCENARIO_CONFIRM_ABOVE_CREDITS, as set."""
+        from scenario_upscale_mcp.jobs.spending import SpendingLimits
+
+        return SpendingLimits.from_settings(self.settings)
 
     # --- the dependencies the layers below take ---------------------------------------------------
 

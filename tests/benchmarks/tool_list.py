@@ -15,7 +15,7 @@ from typing import Any
 
 from scenario_upscale_tools.inventory import SCHEMAS, TOOL_NAMES
 
-BUDGET_BYTES = 9_000  # all tools together
+BUDGET_BYTES = 11_500  # all tools together (9,000 before upscale_batch and confirmCost)
 PER_TOOL_BYTES = 3_200  # any one tool, the model tools included
 
 

@@ -90,7 +90,7 @@ async def test_the_listed_schema_still_shows_every_documented_default(client: Cl
         "image": None, "upscaleFactor": 2, "preset": "balanced", "loras": [], "lorasScale": [], "prompt": "",
         "imagePrompt": None, "imagePromptStrength": 0.6, "controlnetConditioningScale": 0.4, "strength": 0.4,
         "numInferenceSteps": 28, "detailsEnable": True, "baseModel": "FLUX.1-dev", "seed": None,
-        "dryRun": False, "wait": 45, "outputDir": None, "allowDuplicate": False,
+        "dryRun": False, "wait": 45, "outputDir": None, "allowDuplicate": False, "confirmCost": None,
     }  # fmt: skip
 
 

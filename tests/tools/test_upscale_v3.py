@@ -158,7 +158,7 @@ async def test_the_listed_schema_still_shows_every_documented_default(client: Cl
         "styleStrength": 0.5, "tileStyle": False, "prompt": "", "negativePrompt": "", "guidanceScale": 6,
         "controlnetConditioningScale": 0.8, "strength": 0.1, "fractality": 0, "loraDetailsScale": 0,
         "seed": None, "strengthDecay": 0.8, "overrideEmbeddings": False,
-        "dryRun": False, "wait": 45, "outputDir": None, "allowDuplicate": False,
+        "dryRun": False, "wait": 45, "outputDir": None, "allowDuplicate": False, "confirmCost": None,
     }  # fmt: skip
 
 

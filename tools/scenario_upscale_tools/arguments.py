@@ -27,6 +27,10 @@ def upscaler_of(ctx: ToolContext) -> Upscaler:
 
 # --- argument types shared by several tools ----------------------------------------------------------
 
+# The model tools' arguments that are the call's, not the model's: not sent to Scenario, not in its
+# schema (`check` compares the rest with it), and upscale_batch's own rather than its `parameters`.
+CALL_OPTIONS = frozenset({"dryRun", "wait", "outputDir", "allowDuplicate", "confirmCost"})
+
 # Said once per tool, on `image`; other image arguments say "like `image`" (the tool list stays lean:
 # tests/test_tool_list_size.py).
 IMAGE_REFERENCE_HELP = (

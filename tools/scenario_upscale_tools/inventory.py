@@ -25,6 +25,7 @@ SCHEMAS = Path(__file__).parent / "schemas"
 TOOL_NAMES: tuple[str, ...] = (
     "upscale_v3",
     "upscale_texture",
+    "upscale_batch",
     "get_job",
     "wait_for_jobs",
     "download_assets",

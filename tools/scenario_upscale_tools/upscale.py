@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
-from mcp.types import CallToolResult
+from mcp.types import CallToolResult, InputRequiredResult
 from pydantic import Field
 
 from scenario_upscale_mcp.api.errors import NotFoundError
@@ -24,10 +24,12 @@ from scenario_upscale_tools.delivery import remembered_folder, settle
 from scenario_upscale_tools.not_found import field_of, unknown_id
 from scenario_upscale_tools.progress import MonotonicProgress
 from scenario_upscale_tools.scenario_models import UpscaleModel
+from scenario_upscale_tools.spending_guard import guard_spending
 from scenario_upscale_tools.views import JobView, tool_result
 
 if TYPE_CHECKING:
     from scenario_upscale_mcp.api.answers import Job
+    from scenario_upscale_mcp.images.resolving import CheckedImage
     from scenario_upscale_mcp.service import Upscaler
 
 logger = logging.getLogger(__name__)
@@ -38,7 +40,9 @@ class UpscaleResult(JobView):
     next: str | None = Field(default=None, description="What to do next, when the job is not finished.")
 
 
-UpscaleToolResult = Annotated[CallToolResult, UpscaleResult]
+# An InputRequiredResult is the spending guard's question to the user (`spending_guard`); the listed
+# output schema is UpscaleResult's alone.
+UpscaleToolResult = Annotated[CallToolResult, UpscaleResult] | InputRequiredResult
 
 
 @dataclass(frozen=True)
@@ -47,11 +51,12 @@ class Options:
     wait: float
     output_dir: str | None
     allow_duplicate: bool = False
+    confirm_cost: float | None = None
 
 
 async def run_upscale(
     ctx: ToolContext, model: UpscaleModel, inputs: dict[str, Any], given: frozenset[str], options: Options
-) -> CallToolResult:
+) -> CallToolResult | InputRequiredResult:
     """`_run_upscale`, with the API's 404 for an asset id given directly (found only when the job is
     priced or submitted) said with the argument that holds it: `styleImages[1]: asset_x was not found`."""
     try:
@@ -63,9 +68,82 @@ async def run_upscale(
         raise unknown_id(*named, exc, "upload_image makes an asset id from a file.") from exc
 
 
+@dataclass(frozen=True)
+class Prepared:
+    """One upscale checked locally: every image's identity known, nothing uploaded or sent yet.
+
+    The model tools and upscale_batch share it: quoting (`quote`) and submitting (`submission`) both
+    upload through it, so an image is uploaded once whichever comes first.
+    """
+
+    upscaler: Upscaler
+    model: UpscaleModel
+    sent: dict[str, Any]  # the inputs that go into the body: the ones the caller set, and `image`
+    checked: dict[str, CheckedImage]
+    source_stem: str  # what the saved results are named after
+    upscale_factor: float  # the effective factor, sent or not: it names the saved results too
+
+    async def body(self) -> tuple[dict[str, Any], list[str]]:
+        """The API body, images uploaded as needed, and the asset ids uploaded by this call."""
+        images = await self.upscaler.upload_images(self.checked)
+        body = _api_body(self.sent, self.model, {field: image.asset_id for field, image in images.items()})
+        return body, list(dict.fromkeys(image.asset_id for image in images.values() if image.uploaded))
+
+    async def quote(self) -> tuple[float | None, list[str]]:
+        """The cost in creative units, by a free dry run (pricing needs asset ids, so local images are
+        uploaded first), and the asset ids uploaded to price it."""
+        body, uploaded = await self.body()
+        estimate = await self.upscaler.client.generate(self.model.model_id, body, dry_run=True)
+        return estimate.creative_units_cost, uploaded
+
+    def submission(self, folder: str | None, *, batch_id: str | None = None) -> Submission:
+        async def make_body() -> dict[str, Any]:
+            return (await self.body())[0]
+
+        identities = {field: image.identity for field, image in self.checked.items()}
+        return Submission(
+            model_id=self.model.model_id,
+            identity=_api_body(self.sent, self.model, identities),
+            make_body=make_body,
+            parameters={key: value for key, value in self.sent.items() if value is not None},
+            source_stem=self.source_stem,
+            upscale_factor=self.upscale_factor,
+            # Kept with the job, so a later wait_for_jobs or download_assets saves it here too.
+            output_dir=folder,
+            batch_id=batch_id,
+        )
+
+
+async def prepare(
+    upscaler: Upscaler, model: UpscaleModel, inputs: dict[str, Any], given: frozenset[str], scratch: Path
+) -> Prepared:
+    """Check the inputs' images (no upload, no request but a URL input's fetch); see `run_upscale` for
+    why only what the caller set is sent."""
+    sent = {name: value for name, value in inputs.items() if name == "image" or name in given}
+    checked = await upscaler.check_images(_image_fields(sent, model), scratch)
+    source = checked["image"]
+    source_stem = source.stem
+    if source.image is None:  # an asset id: named after the file it was uploaded from, when known here
+        uploaded_from = await upscaler.ledger(lambda ledger: ledger.upload_name(source.identity))
+        source_stem = Path(uploaded_from).stem if uploaded_from else source_stem
+    return Prepared(upscaler, model, sent, checked, source_stem, float(inputs["upscaleFactor"]))
+
+
+def disclose_uploads(uploaded: list[str]) -> str:
+    """What a dry run left behind: nothing billed, but the images it uploaded to price the upscale."""
+    if not uploaded:
+        return "Nothing was submitted or billed."
+    what = "the image was" if len(uploaded) == 1 else f"{len(uploaded)} images were"
+    return (
+        f"Nothing was submitted or billed, but to price it {what} uploaded to your Scenario "
+        f"project as {'asset' if len(uploaded) == 1 else 'assets'} {', '.join(uploaded)} "
+        "(an upscale of the same content reuses the upload)."
+    )
+
+
 async def _run_upscale(
     ctx: ToolContext, model: UpscaleModel, inputs: dict[str, Any], given: frozenset[str], options: Options
-) -> CallToolResult:
+) -> CallToolResult | InputRequiredResult:
     """Upscale with the model's `inputs` (every one, at its effective value), of which the caller set `given`.
 
     Only what the caller set goes into the body (`image` always does): a preset "applies a set of
@@ -77,31 +155,12 @@ async def _run_upscale(
     upscaler = upscaler_of(ctx)
     settings = upscaler.settings
     folder = resolve_output_dir(options.output_dir, settings)
-    sent = {name: value for name, value in inputs.items() if name == "image" or name in given}
     with scratch_folder() as scratch:
-        checked = await upscaler.check_images(_image_fields(sent, model), Path(scratch))
-
-        async def make_body() -> dict[str, Any]:
-            images = await upscaler.upload_images(checked)
-            return _api_body(sent, model, {field: image.asset_id for field, image in images.items()})
-
+        prepared = await prepare(upscaler, model, inputs, given, Path(scratch))
         if options.dry_run:
-            # Pricing needs asset ids, so a local file, URL or data: URI is uploaded even here: said in
-            # the answer, since the upload is an asset left in the user's project.
-            priced = await upscaler.upload_images(checked)
-            body = _api_body(sent, model, {field: image.asset_id for field, image in priced.items()})
-            estimate = await upscaler.client.generate(model.model_id, body, dry_run=True)
-            cost = estimate.creative_units_cost
-            uploaded = list(dict.fromkeys(image.asset_id for image in priced.values() if image.uploaded))
-            if not uploaded:
-                disclosed = "Nothing was submitted or billed."
-            else:
-                what = "the image was" if len(uploaded) == 1 else f"{len(uploaded)} images were"
-                disclosed = (
-                    f"Nothing was submitted or billed, but to price it {what} uploaded to your Scenario "
-                    f"project as {'asset' if len(uploaded) == 1 else 'assets'} {', '.join(uploaded)} "
-                    "(an upscale of the same content reuses the upload)."
-                )
+            # Pricing uploads a local file, URL or data: URI even here: said in the answer, since the
+            # upload is an asset left in the user's project.
+            cost, uploaded = await prepared.quote()
             view = UpscaleResult(
                 jobId=None,
                 model=model.model_id,
@@ -111,26 +170,19 @@ async def _run_upscale(
                 dryRun=True,
             )
             quoted = f"{cost:g} creative units" if cost is not None else "an unknown amount"
-            return await tool_result(view, f"Dry run: this upscale would cost {quoted}. {disclosed}")
+            return await tool_result(
+                view, f"Dry run: this upscale would cost {quoted}. {disclose_uploads(uploaded)}"
+            )
 
-        source = checked["image"]
-        source_stem = source.stem
-        if source.image is None:  # an asset id: named after the file it was uploaded from, when known here
-            uploaded_from = await upscaler.ledger(lambda ledger: ledger.upload_name(source.identity))
-            source_stem = Path(uploaded_from).stem if uploaded_from else source_stem
+        if upscaler.spending_limits.active:
+            quote, _ = await prepared.quote()
+            question = await guard_spending(ctx, quote=quote, images=1, confirm_cost=options.confirm_cost)
+            if question is not None:
+                return question
         wait = min(options.wait, settings.max_wait_seconds)
         started = upscaler.clock.now()
         submitted = await upscaler.submit(
-            Submission(
-                model_id=model.model_id,
-                identity=_api_body(sent, model, {field: image.identity for field, image in checked.items()}),
-                make_body=make_body,
-                parameters={key: value for key, value in sent.items() if value is not None},
-                source_stem=source_stem,
-                upscale_factor=float(inputs["upscaleFactor"]),
-                # Kept with the job, so a later wait_for_jobs or download_assets saves it here too.
-                output_dir=str(folder) if options.output_dir else None,
-            ),
+            prepared.submission(str(folder) if options.output_dir else None),
             allow_duplicate=options.allow_duplicate,
             wait_budget=wait,
         )

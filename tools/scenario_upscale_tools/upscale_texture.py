@@ -20,6 +20,7 @@ from scenario_upscale_tools.arguments import (
 )
 from scenario_upscale_tools.inventory import ToolSpec
 from scenario_upscale_tools.scenario_models import TEXTURE_UPSCALE
+from scenario_upscale_tools.spending_guard import ConfirmCost
 from scenario_upscale_tools.upscale import Options, UpscaleToolResult, run_upscale
 
 Preset = Literal["precise", "balanced", "creative"]
@@ -64,6 +65,7 @@ async def upscale_texture(
     wait: Wait = 45,
     outputDir: OutputDir = None,
     allowDuplicate: AllowDuplicate = False,
+    confirmCost: ConfirmCost = None,
 ) -> UpscaleToolResult:
     """Upscale a seamless texture 2x to 8x with Scenario Texture Upscale (model_sc-upscale-flux-texture),
     keeping tiling, with LoRAs, a prompt or style images. For other images, use upscale_v3.
@@ -91,7 +93,13 @@ async def upscale_texture(
         "baseModel": baseModel,
         "seed": seed,
     }
-    options = Options(dry_run=dryRun, wait=wait, output_dir=outputDir, allow_duplicate=allowDuplicate)
+    options = Options(
+        dry_run=dryRun,
+        wait=wait,
+        output_dir=outputDir,
+        allow_duplicate=allowDuplicate,
+        confirm_cost=confirmCost,
+    )
     return await run_upscale(ctx, TEXTURE_UPSCALE, inputs, given, options)
 
 

@@ -19,6 +19,7 @@ from scenario_upscale_tools.arguments import (
 )
 from scenario_upscale_tools.inventory import ToolSpec
 from scenario_upscale_tools.scenario_models import UPSCALE_V3
+from scenario_upscale_tools.spending_guard import ConfirmCost
 from scenario_upscale_tools.upscale import Options, UpscaleToolResult, run_upscale
 
 Style = Literal["standard", "cartoon", "anime", "comic", "minimalist", "photography", "3d-rendered"]
@@ -74,6 +75,7 @@ async def upscale_v3(
     wait: Wait = 45,
     outputDir: OutputDir = None,
     allowDuplicate: AllowDuplicate = False,
+    confirmCost: ConfirmCost = None,
 ) -> UpscaleToolResult:
     """Upscale an image up to 16x with Scenario Upscale V3 (model_upscale-v3), with a style, preset,
     style images or prompt. For seamless textures, use upscale_texture.
@@ -99,7 +101,13 @@ async def upscale_v3(
         "strengthDecay": strengthDecay,
         "overrideEmbeddings": overrideEmbeddings,
     }
-    options = Options(dry_run=dryRun, wait=wait, output_dir=outputDir, allow_duplicate=allowDuplicate)
+    options = Options(
+        dry_run=dryRun,
+        wait=wait,
+        output_dir=outputDir,
+        allow_duplicate=allowDuplicate,
+        confirm_cost=confirmCost,
+    )
     return await run_upscale(ctx, UPSCALE_V3, inputs, given, options)
 
 

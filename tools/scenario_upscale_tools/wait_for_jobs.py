@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import anyio
 from mcp.types import CallToolResult, ToolAnnotations
 from pydantic import Field
 
 from scenario_upscale_mcp.api.answers import Job
-from scenario_upscale_mcp.api.errors import MissingCredentialsError, NotFoundError, ScenarioError
+from scenario_upscale_mcp.api.errors import InputError, MissingCredentialsError, NotFoundError, ScenarioError
 from scenario_upscale_mcp.api.statuses import TERMINAL_STATUSES
 from scenario_upscale_mcp.outputs.folders import resolve_output_dir
 from scenario_upscale_mcp.outputs.writing import SavedFile
@@ -19,6 +19,9 @@ from scenario_upscale_tools.delivery import settle
 from scenario_upscale_tools.inventory import ToolSpec
 from scenario_upscale_tools.progress import MonotonicProgress
 from scenario_upscale_tools.views import JobView, ResultModel, count, tool_result, unchecked_job
+
+if TYPE_CHECKING:
+    from scenario_upscale_mcp.service import Upscaler
 
 MAX_JOBS = 32
 
@@ -35,13 +38,16 @@ class WaitResult(ResultModel):
 async def wait_for_jobs(
     ctx: ToolContext,
     jobIds: Annotated[
-        list[JobId],
+        list[JobId] | None,
         Field(
             min_length=1,
             max_length=MAX_JOBS,
             description="Job ids from upscale_v3 or upscale_texture.",
         ),
-    ],
+    ] = None,
+    batchId: Annotated[
+        str | None, Field(pattern=r"^batch-[0-9a-f]{12}$", description="Or: all jobs of an upscale_batch.")
+    ] = None,
     timeout: Annotated[  # noqa: ASYNC109 - the documented argument name; the wait is bounded by it
         float,
         Field(
@@ -52,8 +58,8 @@ async def wait_for_jobs(
     ] = 45,
     outputDir: LaterOutputDir = None,
 ) -> Annotated[CallToolResult, WaitResult]:
-    """Wait for upscale jobs, with progress, and save the outputs of those that succeed; call again with
-    the ids still running.
+    """Wait for upscale jobs (or a batch's), with progress, and save the outputs of those that succeed;
+    call again with the ids still running.
     """
     upscaler = upscaler_of(ctx)
     settings = upscaler.settings
@@ -61,7 +67,7 @@ async def wait_for_jobs(
     folder = resolve_output_dir(outputDir, settings) if outputDir else None
     if settings.credentials() is None:
         raise MissingCredentialsError
-    job_ids = list(dict.fromkeys(jobIds))
+    job_ids = list(dict.fromkeys(jobIds or await _batch_jobs(upscaler, batchId, jobIds)))
     settled: dict[str, tuple[JobView, list[SavedFile]]] = {}
     progress = MonotonicProgress(ctx)
 
@@ -133,6 +139,21 @@ async def wait_for_jobs(
     if notices:
         summary += " " + " ".join(notices)
     return await tool_result(result, summary, saved)
+
+
+async def _batch_jobs(upscaler: Upscaler, batch_id: str | None, job_ids: list[str] | None) -> list[str]:
+    """The jobs of the batch `batch_id`, as the ledger has them (any number: a batch is bounded by
+    SCENARIO_MAX_BATCH_IMAGES); exactly one of the two arguments must be given."""
+    if (batch_id is None) == (job_ids is None):
+        raise InputError("jobIds, batchId: give exactly one of them.")
+    assert batch_id is not None
+    records = await upscaler.ledger(lambda db: db.jobs_in_batch(batch_id))
+    if not records:
+        raise InputError(
+            f"batchId: no jobs of {batch_id} are recorded by this server (a dry run submits none); "
+            "upscale_batch returns the batchId of the jobs it submits."
+        )
+    return [record.job_id for record in records]
 
 
 TOOL = ToolSpec(

@@ -14,7 +14,6 @@ from typing import Any, Literal
 
 # The model tools' own options (see DESIGN.md, "Options shared by the two model tools"): they steer
 # the server and are never sent to the API, so the API's schema does not list them.
-TOOL_ONLY_OPTIONS = frozenset({"dryRun", "wait", "outputDir", "allowDuplicate"})
 
 # Inputs whose API type JSON Schema cannot express: the tools take image references and LoRA ids as
 # plain strings, but the API types them by what they point at.
@@ -82,7 +81,9 @@ def compare_inputs(live_inputs: Sequence[Any], tool_schema: Mapping[str, Any]) -
         if isinstance(entry, Mapping) and isinstance(entry.get("name"), str)
     }
     properties: Mapping[str, Any] = tool_schema.get("properties") or {}
-    ours = {name: prop for name, prop in properties.items() if name not in TOOL_ONLY_OPTIONS}
+    from scenario_upscale_tools.arguments import CALL_OPTIONS
+
+    ours = {name: prop for name, prop in properties.items() if name not in CALL_OPTIONS}
     required = set(tool_schema.get("required") or ())
 
     differences: list[Difference] = []

@@ -43,6 +43,7 @@ async def record_submission(
             source_stem=submission.source_stem,
             upscale_factor=submission.upscale_factor,
             output_dir=submission.output_dir,
+            batch_id=submission.batch_id,
             status=job.status,
             progress=job.progress,
             cost=cost,

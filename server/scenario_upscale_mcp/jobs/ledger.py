@@ -30,16 +30,20 @@ from scenario_upscale_mcp.jobs.ledger_rows import (
     attempt_from_row,
     job_from_row,
     jobs_from_rows,
+    spending_from_rows,
 )
 from scenario_upscale_mcp.jobs.ledger_schema import (
+    ADD_TO_BATCH,
     ATTEMPT_OUTCOMES,
     FIND_REUSABLE,
+    JOBS_IN_BATCH,
     JOBS_IN_FLIGHT,
     OBSERVE_JOB,
     RECORD_SUBMISSION,
     SCHEMA_VERSION,
     SELECT_ATTEMPT,
     SELECT_JOB,
+    SPENDING_SINCE,
 )
 from scenario_upscale_mcp.jobs.ledger_uploads import UploadRecords
 
@@ -90,11 +94,14 @@ class Ledger(UploadRecords):
         progress: float,
         cost: float | None,
         output_dir: str | None = None,
+        batch_id: str | None = None,
     ) -> JobRecord:
         """Record a job the API just accepted; if another process already knows it, complete its row.
 
         `output_dir` is the absolute folder the call asked for (None: the output folder), where a later
-        wait_for_jobs or download_assets saves the job's outputs unless told otherwise.
+        wait_for_jobs or download_assets saves the job's outputs unless told otherwise; the first one
+        recorded is kept. `batch_id` is the batch the job was submitted in (None: a single upscale): the
+        job joins it in the same transaction, and stays in any batch it joined before (`add_to_batch`).
         """
         now = self._clock()
         with self._writing() as db:
@@ -116,7 +123,18 @@ class Ledger(UploadRecords):
                     "finished_at": now if status in TERMINAL_STATUSES else None,
                 },
             )
+            if batch_id is not None:
+                db.execute(ADD_TO_BATCH, (batch_id, job_id, now))
             return job_from_row(db.execute(SELECT_JOB, (job_id,)).fetchone())
+
+    def add_to_batch(self, batch_id: str, job_id: str) -> None:
+        """Count a job in a batch, once: one made earlier for an identical request answers an image of the
+        batch instead of a new submission. The job may belong to other batches too.
+
+        A job the ledger has not recorded yet is listed by `jobs_in_batch` once it is.
+        """
+        with self._writing() as db:
+            db.execute(ADD_TO_BATCH, (batch_id, job_id, self._clock()))
 
     def observe_job(
         self,
@@ -195,6 +213,26 @@ class Ledger(UploadRecords):
         with self._reading() as db:
             rows = db.execute(JOBS_IN_FLIGHT).fetchall()
         return jobs_from_rows(rows)
+
+    def jobs_in_batch(self, batch_id: str) -> list[JobRecord]:
+        """The jobs of one batch, submitted in it or added to it, oldest first (created_at, then job_id)."""
+        with self._reading() as db:
+            rows = db.execute(JOBS_IN_BATCH, (batch_id,)).fetchall()
+        return jobs_from_rows(rows)
+
+    def spending_since(self, since: float) -> list[tuple[float, float]]:
+        """(created_at, cost) of every job this server submitted at or after `since` (wall-clock seconds,
+        as the ledger's timestamps are) whose cost is known, oldest first.
+
+        Every status counts, running, failed and canceled ones too: Scenario bills a job when it is
+        submitted, so a job still in flight is money already spent; the cost is the one the API stated
+        (in its answer to the submission, then in the job's billing once seen). A job only looked up by its id
+        (submitted elsewhere) is not counted, and neither is one whose cost was never stated (a lost
+        answer's job, until it is seen again).
+        """
+        with self._reading() as db:
+            rows = db.execute(SPENDING_SINCE, (since,)).fetchall()
+        return spending_from_rows(rows)
 
     # --- submission attempts ----------------------------------------------------------------------
 

@@ -121,6 +121,19 @@ def jobs_from_rows(rows: list[sqlite3.Row]) -> list[JobRecord]:
     return records
 
 
+def spending_from_rows(rows: list[sqlite3.Row]) -> list[tuple[float, float]]:
+    """(created_at, cost) of each row (job_id, created_at, cost); a damaged one is left out, with a warning."""
+    spending: list[tuple[float, float]] = []
+    for row in rows:
+        try:
+            spending.append((_number(row, "created_at"), _number(row, "cost")))
+        except _BadColumn as exc:
+            logger.warning(
+                "%s It is left out of the spending.", _damaged(f"job {_shown(row['job_id'])}", exc)
+            )
+    return spending
+
+
 def attempt_from_row(row: sqlite3.Row) -> Attempt:
     """The row as an attempt; a DamagedRecordError naming the attempt and the column if it cannot be one."""
     attempt_id = row["attempt_id"]

@@ -83,6 +83,17 @@ MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE jobs ADD COLUMN output_dir TEXT;
     """,
+    # 4: the jobs of each batch (upscale_batch), so a batch's jobs can be found again by its id, in this
+    # process or another. Many to many: one job may answer an image in several batches (an identical
+    # request reuses the job already made), so membership is not a column of the job.
+    """
+    CREATE TABLE batch_jobs (
+        batch_id TEXT NOT NULL,
+        job_id TEXT NOT NULL,
+        added_at REAL NOT NULL,
+        PRIMARY KEY (batch_id, job_id)
+    ) WITHOUT ROWID;
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -152,6 +163,24 @@ FIND_REUSABLE = (
     f"status NOT IN {TERMINAL} "
     f"OR (status = '{SUCCESS}' AND finished_at >= ?)) "
     "ORDER BY created_at DESC, job_id DESC LIMIT 1"
+)
+
+# Jobs this server submitted (a request key is only ever written by `record_submission`): a job only
+# looked up by id was submitted elsewhere, and its created_at is when it was first seen, not when it was
+# billed.
+SPENDING_SINCE = (
+    "SELECT job_id, created_at, cost FROM jobs "
+    "WHERE created_at >= ? AND cost IS NOT NULL AND request_key IS NOT NULL "
+    "ORDER BY created_at, job_id"
+)
+
+# A membership is kept once (the first added_at); a job already in the batch is left as it is.
+ADD_TO_BATCH = "INSERT OR IGNORE INTO batch_jobs (batch_id, job_id, added_at) VALUES (?, ?, ?)"
+
+# The primary key (batch_id, job_id) is the index this looks a batch up by.
+JOBS_IN_BATCH = (
+    "SELECT jobs.* FROM batch_jobs JOIN jobs ON jobs.job_id = batch_jobs.job_id "
+    "WHERE batch_jobs.batch_id = ? ORDER BY jobs.created_at, jobs.job_id"
 )
 
 JOBS_IN_FLIGHT = (

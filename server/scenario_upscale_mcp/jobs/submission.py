@@ -47,6 +47,8 @@ logger = logging.getLogger(__name__)
 
 
 REUSE_WINDOW_SECONDS = 600.0
+# Ends the notice of an earlier identical job returned; a caller with no allowDuplicate leaves it out.
+RESUBMIT_HINT = " Pass allowDuplicate=true to submit a new job anyway."
 
 
 PLAN_LIMIT_ATTEMPTS = 3
@@ -84,6 +86,7 @@ class Submission:
     source_stem: str | None
     upscale_factor: float | None
     output_dir: str | None = None  # the absolute folder the call asked for; None: the output folder
+    batch_id: str | None = None  # the batch it belongs to (upscale_batch); not part of its identity
 
     @property
     def request_key(self) -> str:
@@ -278,8 +281,7 @@ async def _earlier_identical(
             cost=record.cost,
             notice=(
                 f"An identical request was already submitted at {clock_text(record.created_at)} as job "
-                f"{record.job_id}; that job is returned instead of paying again. Pass allowDuplicate=true "
-                "to submit a new job anyway."
+                f"{record.job_id}; that job is returned instead of paying again.{RESUBMIT_HINT}"
             ),
         )
     uncertain = await submitter.ledger(
