@@ -133,7 +133,8 @@ async def test_the_same_batch_sent_twice_bills_once(
         ({"style": "watercolour"}, "parameters.style"),
         ({"upscale_factor": 2}, "parameters.upscale_factor: unknown argument"),
         ({"image": "x.png"}, "parameters.image"),
-        ({"wait": 0}, "parameters.wait"),
+        ({"wait": 0}, "parameters.wait: give it as upscale_batch's own `wait`"),
+        ({"allowDuplicate": True}, "parameters.allowDuplicate: not available in a batch"),
     ],
 )
 async def test_parameters_are_checked_as_the_model_tool_checks_them_before_any_request(

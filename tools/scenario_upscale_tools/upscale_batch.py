@@ -109,9 +109,8 @@ class _Entry:
     cost: float | None = None
     notice: str | None = None
     reused: bool = False  # it already had a job in this batch
-    same_as: _Entry | None = (
-        None  # an earlier image of the batch with the same content: its job is this one's
-    )
+    # An earlier image of the batch with the same content: its job is this one's.
+    same_as: _Entry | None = None
 
 
 async def upscale_batch(
@@ -195,6 +194,11 @@ def _model_inputs(model: str, parameters: dict[str, Any]) -> tuple[dict[str, Any
     """The model's inputs (every one, at its effective value) and those the caller set, checked by the
     model tool's own argument model; an error names `parameters.<argument>`."""
     for name in CALL_ARGUMENTS:
+        if name == "allowDuplicate" and name in parameters:
+            raise InputError(
+                "parameters.allowDuplicate: not available in a batch, which never submits an image twice; "
+                "use upscale_v3 or upscale_texture to submit one again."
+            )
         if name in parameters:
             where = "in `images` or `folder`" if name == "image" else f"as upscale_batch's own `{name}`"
             raise InputError(f"parameters.{name}: give it {where}, not in parameters.")
