@@ -24,6 +24,7 @@ from mcp.types import Tool
 
 from scenario_upscale_mcp import __version__
 from scenario_upscale_mcp.config import Settings
+from scenario_upscale_tools.inventory import for_the_model
 from tests.images import png_bytes
 from tests.servers import structured
 
@@ -122,8 +123,13 @@ def test_the_manifest_has_the_package_version() -> None:
 
 
 def listed(tools: list[Tool]) -> list[dict[str, str]]:
-    """The manifest's `tools`: each listed tool with the first paragraph of its description."""
-    return [{"name": tool.name, "description": (tool.description or "").split("\n\n")[0]} for tool in tools]
+    """The manifest's `tools`: each tool the model calls with the first paragraph of its description (an
+    app-only tool, view_region, only serves the viewer: not one a user installs the bundle for)."""
+    return [
+        {"name": tool.name, "description": (tool.description or "").split("\n\n")[0]}
+        for tool in tools
+        if for_the_model(tool.meta)
+    ]
 
 
 @pytest.mark.anyio

@@ -70,9 +70,10 @@ async def test_every_parameter_is_described_and_unknown_ones_are_closed_off(clie
 
 
 def live_definition(spec: ToolSpec) -> dict[str, Any]:
-    """What `build_tool` generates for a tool, in the committed snapshot's shape."""
+    """What `build_tool` generates for a tool, in the committed snapshot's shape (`_meta` only when set:
+    the viewer binding, see scenario_upscale_mcp/viewer/resource.py)."""
     tool = build_tool(spec)
-    return {
+    definition = {
         "name": tool.name,
         "title": tool.title,
         "description": tool.description,
@@ -82,6 +83,9 @@ def live_definition(spec: ToolSpec) -> dict[str, Any]:
         "inputSchema": tool.parameters,
         "outputSchema": tool.output_schema,
     }
+    if tool.meta is not None:
+        definition["_meta"] = tool.meta
+    return definition
 
 
 def test_committed_schemas_match_the_code() -> None:
@@ -104,6 +108,7 @@ async def test_the_listed_tools_are_the_committed_schemas(client: Client) -> Non
         assert tool.input_schema == stored["inputSchema"]
         assert tool.output_schema == stored["outputSchema"]
         assert tool.description == stored["description"] and tool.title == stored["title"]
+        assert tool.meta == stored.get("_meta")
         assert tool.annotations is not None
         assert (
             tool.annotations.model_dump(mode="json", by_alias=True, exclude_none=True)

@@ -183,6 +183,7 @@ BASE_ARGUMENTS: dict[str, dict[str, Any]] = {
     "upload_image": {"image": "asset_source"},
     "cancel_job": {"jobId": "job_a"},
     "list_jobs": {},
+    "view_region": {"jobId": "job_a", "x": 0, "y": 0, "width": 8, "height": 8},
 }
 
 

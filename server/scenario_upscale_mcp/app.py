@@ -28,6 +28,7 @@ from pydantic_core import InitErrorDetails, PydanticCustomError
 from scenario_upscale_mcp import __version__
 from scenario_upscale_mcp.api.errors import ScenarioError
 from scenario_upscale_mcp.service import Upscaler
+from scenario_upscale_mcp.viewer.resource import viewer_apps
 from scenario_upscale_tools.inventory import SCHEMAS, TOOL_NAMES, load_tool, prose
 
 if TYPE_CHECKING:
@@ -83,6 +84,9 @@ def create_server(
         tools=[deferred_tool(name) for name in TOOL_NAMES],
         cache_hints={"tools/list": CacheHint(ttl_ms=60_000, scope="public")},
         middleware=[warm_up_after_listing],
+        # MCP Apps: the viewer page (ui://scenario-upscale/viewer.html) and the extension's capability. The
+        # tools bound to it carry their `_meta` in their committed schemas, listed like the rest.
+        extensions=[viewer_apps()],
     )
     server.resource(
         JOB_URI,
@@ -156,6 +160,7 @@ def deferred_tool(name: str) -> Tool:
         fn_metadata=FuncMetadata(arg_model=ArgModelBase, output_schema=stored["outputSchema"]),
         is_async=True,
         annotations=ToolAnnotations.model_validate(stored["annotations"]),
+        meta=stored.get("_meta"),
     )
 
 
@@ -182,7 +187,12 @@ def build_tool(spec: ToolSpec) -> Tool:
     given = _given_parameter(spec.fn)
     listed = spec.fn if given is None else _without_parameter(spec.fn, given)
     tool = Tool.from_function(
-        listed, name=spec.name, title=spec.title, description=spec.description, annotations=spec.annotations
+        listed,
+        name=spec.name,
+        title=spec.title,
+        description=spec.description,
+        annotations=spec.annotations,
+        meta=spec.meta,
     )
     tool.fn_metadata.arg_model = _strict_arguments(tool.fn_metadata.arg_model, given)
     # The strict model's schema is the generated one, lean, plus this key; not generating it twice keeps

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import IO, TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from PIL.ImageFile import ImageFile
 
 
-def open_image(path: Path) -> ImageFile:
-    """Open an image lazily (header only until pixels are asked for).
+def open_image(path: Path | IO[bytes]) -> ImageFile:
+    """Open an image (a path, or a file already open) lazily: header only until pixels are asked for.
 
     Pillow is imported here, on first use, because start-up never needs it. Its global bomb guard
     (`Image.MAX_IMAGE_PIXELS`: a DecompressionBombWarning above ~89 megapixels, an error above ~179)

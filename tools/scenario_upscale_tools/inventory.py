@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from scenario_upscale_mcp.viewer.resource import viewer_meta
+
 if TYPE_CHECKING:
     from mcp.types import ToolAnnotations
 
@@ -32,7 +34,14 @@ TOOL_NAMES: tuple[str, ...] = (
     "upload_image",
     "cancel_job",
     "list_jobs",
+    "view_region",
 )
+
+# The tools whose answers the viewer shows (MCP Apps: a host that renders apps opens it beside the answer;
+# the others ignore the key, and the answer is the same either way), and those that only serve the viewer
+# (hidden from the model by hosts that render apps; not in the README's table nor the bundle's list).
+SHOWN_IN_VIEWER = frozenset({"upscale_v3", "upscale_texture", "wait_for_jobs", "download_assets"})
+APP_ONLY = frozenset({"view_region"})
 
 
 @dataclass(frozen=True)
@@ -51,6 +60,25 @@ class ToolSpec:
     @property
     def description(self) -> str:
         return prose(self.fn.__doc__)
+
+    @property
+    def meta(self) -> dict[str, Any] | None:
+        return tool_meta(self.name)
+
+
+def tool_meta(name: str) -> dict[str, Any] | None:
+    """The tool's `_meta` as listed: its binding to the viewer, if it has one."""
+    if name not in SHOWN_IN_VIEWER | APP_ONLY:
+        return None
+    return viewer_meta(app_only=name in APP_ONLY)
+
+
+def for_the_model(meta: dict[str, Any] | None) -> bool:
+    """Whether a tool with this listed `_meta` is the model's to call: not an app-only one (MCP Apps'
+    `_meta.ui.visibility` without "model")."""
+    ui = (meta or {}).get("ui")
+    visibility = ui.get("visibility") if isinstance(ui, dict) else None
+    return visibility is None or "model" in visibility
 
 
 def prose(docstring: str | None) -> str:

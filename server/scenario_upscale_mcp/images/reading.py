@@ -60,6 +60,17 @@ def check_readable(path: Path, settings: Settings, field: str, folder: Path) -> 
     Everything after this (the image check, the content hash, the upload) reads the copy: a file
     swapped for a symlink or rewritten after being checked cannot change what is uploaded.
     """
+    resolved = readable_path(path, settings, field)
+    copy = _snapshot(resolved, settings, field, folder)
+    return check_image_file(copy, settings, field, display=str(resolved))
+
+
+def readable_path(path: Path, settings: Settings, field: str) -> Path:
+    """`path` resolved, if the server may read it: under an allowed root, not inside a hidden folder.
+
+    Only the path's rules: opening it (never through a symlink), its size and its content are the
+    reader's to check.
+    """
     try:
         # Symlinks are resolved first so a link under a root cannot point outside it.
         resolved = path.resolve(strict=True)
@@ -82,8 +93,7 @@ def check_readable(path: Path, settings: Settings, field: str, folder: Path) -> 
             f"{field}: {resolved} is inside the hidden folder or file {hidden!r}; the server never reads "
             "hidden locations (they hold keys and settings)."
         )
-    copy = _snapshot(resolved, settings, field, folder)
-    return check_image_file(copy, settings, field, display=str(resolved))
+    return resolved
 
 
 def _snapshot(path: Path, settings: Settings, field: str, folder: Path) -> Path:

@@ -91,6 +91,16 @@ class UploadRecords(LedgerConnection):
                 (asset_id, path, job_id, self._clock()),
             )
 
+    def downloads_for_job(self, job_id: str) -> list[tuple[str, str]]:
+        """(asset id, path) of every file saved for the job's outputs (by download_assets too), oldest
+        first: its outputs come in their order, as they are saved one after the other."""
+        with self._reading() as db:
+            rows = db.execute(
+                "SELECT asset_id, path FROM downloads WHERE job_id = ? ORDER BY saved_at, download_id",
+                (job_id,),
+            ).fetchall()
+        return [(str(row["asset_id"]), str(row["path"])) for row in rows]
+
     def downloads_of(self, asset_id: str) -> list[str]:
         """Every path the asset was saved to, oldest first."""
         with self._reading() as db:
