@@ -29,8 +29,8 @@ from mcp.types import (
 )
 from pydantic import BaseModel
 
-from scenario_upscale_mcp.app import build_tool
 from scenario_upscale_tools.arguments import Given, ToolContext
+from scenario_upscale_tools.building import build_tool
 from scenario_upscale_tools.confirmation import Answer, ask_to_proceed
 from scenario_upscale_tools.inventory import ToolSpec
 

@@ -11,7 +11,8 @@ import pytest
 from mcp.server.mcpserver.tools import Tool
 from mcp.server.mcpserver.utilities.func_metadata import FuncMetadata
 
-from scenario_upscale_mcp.app import DeferredTool, build_tool, deferred_tool
+from scenario_upscale_mcp.app import DeferredTool, deferred_tool
+from scenario_upscale_tools.building import build_tool
 from scenario_upscale_tools.inventory import SCHEMAS, TOOL_NAMES, load_tool
 
 # mcp 2.3's `Tool`: what `deferred_tool` passes (the required fields, title, annotations) and what it

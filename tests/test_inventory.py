@@ -15,7 +15,7 @@ import pytest
 from mcp import Client
 from mcp.types import Tool
 
-from scenario_upscale_mcp.app import build_tool
+from scenario_upscale_tools.building import build_tool
 from scenario_upscale_tools.inventory import SCHEMAS, TOOL_NAMES, ToolSpec, load_all
 
 pytestmark = pytest.mark.anyio

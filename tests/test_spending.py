@@ -19,7 +19,6 @@ from mcp.types import ToolAnnotations
 from pydantic import ValidationError
 
 from scenario_upscale_mcp.api.errors import ScenarioError
-from scenario_upscale_mcp.app import build_tool
 from scenario_upscale_mcp.config import Settings
 from scenario_upscale_mcp.jobs.spending import (
     DAY_SECONDS,
@@ -30,6 +29,7 @@ from scenario_upscale_mcp.jobs.spending import (
     confirmation_question,
     spending_summary,
 )
+from scenario_upscale_tools.building import build_tool
 from scenario_upscale_tools.inventory import ToolSpec
 
 NOW = datetime(2025, 3, 1, 12, 0, tzinfo=UTC).timestamp()

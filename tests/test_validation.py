@@ -20,10 +20,10 @@ from mcp.server.mcpserver.exceptions import ToolError, UnexpectedToolError
 from mcp.types import JSONRPCRequest, jsonrpc_message_adapter
 from pydantic import ValidationError
 
-from scenario_upscale_mcp.app import build_tool
 from scenario_upscale_mcp.config import Settings
 from scenario_upscale_mcp.jobs.ledger import FILE_NAME
 from scenario_upscale_mcp.service import Upscaler
+from scenario_upscale_tools.building import build_tool
 from scenario_upscale_tools.inventory import SCHEMAS, TOOL_NAMES, load_tool
 from tests.conftest import RecordingTransport
 

@@ -1,7 +1,7 @@
 """What a tool handler is given: the shared argument types, `Given`, and the context through which it
 reaches the service.
 
-Plain `float`, `int`, `bool` and `str`: `build_tool` (scenario_upscale_mcp/app.py) makes every tool's
+Plain `float`, `int`, `bool` and `str`: `build_tool` (building.py) makes every tool's
 arguments strict and finite. A boolean is only true or false, text only a string, a number never a
 boolean and never NaN or Infinity; the one conversion is a number sent as text that is exactly a JSON
 number ("4", "0.25"), read as that number.
@@ -84,7 +84,7 @@ Given = Annotated[frozenset[str], GIVEN]
 """A handler parameter that is not a tool argument: the names of the arguments the caller actually
 gave, whatever their values (the others took their defaults).
 
-`build_tool` (scenario_upscale_mcp/app.py) leaves a parameter of this type out of the input schema
+`build_tool` (building.py) leaves a parameter of this type out of the input schema
 and fills it on every call from the validated arguments' `model_fields_set`, the way the SDK fills
 `Context`. The model tools use it to send only what the caller set (see `upscale.run_upscale`).
 """

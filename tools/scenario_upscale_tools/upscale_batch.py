@@ -46,6 +46,7 @@ from scenario_upscale_tools.arguments import (
     Wait,
     upscaler_of,
 )
+from scenario_upscale_tools.building import build_tool
 from scenario_upscale_tools.inventory import ToolSpec, load_tool
 from scenario_upscale_tools.progress import MonotonicProgress
 from scenario_upscale_tools.scenario_models import TEXTURE_UPSCALE, UPSCALE_V3, UpscaleModel
@@ -202,9 +203,7 @@ def _model_inputs(model: str, parameters: dict[str, Any]) -> tuple[dict[str, Any
         if name in parameters:
             where = "in `images` or `folder`" if name == "image" else f"as upscale_batch's own `{name}`"
             raise InputError(f"parameters.{name}: give it {where}, not in parameters.")
-    from scenario_upscale_mcp.app import build_tool  # the same strict arguments as the tool itself
-
-    arguments = build_tool(load_tool(model)).fn_metadata.arg_model
+    arguments = build_tool(load_tool(model)).fn_metadata.arg_model  # the same strict arguments as the tool
     try:
         checked = arguments.model_validate({"image": "-", **parameters})
     except ValidationError as exc:
