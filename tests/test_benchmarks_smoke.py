@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.benchmarks import cold_start, download, preview, rejection, upload, wait_for_jobs
+from tests.benchmarks import cold_start, download, load, preview, rejection, upload, wait_for_jobs
 
 pytestmark = pytest.mark.slow
 
@@ -39,3 +39,17 @@ def test_wait_for_jobs_benchmark_runs() -> None:
 def test_preview_benchmark_runs() -> None:
     figures = preview.main(["--edge", "512", "--runs", "1"])
     assert figures["preview_s"] > 0
+
+
+def test_load_benchmark_runs_and_loses_nothing_bills_nothing_twice() -> None:
+    """Both phases: one server process, then two sharing a ledger with a pair sending identical requests."""
+    results = load.main(["--sessions", "4", "--seconds", "5", "--job-seconds", "0.5", "--pairs", "1"])
+    assert len(results) == 2
+    for figures in results.values():
+        assert figures["jobs_submitted"] > 0 and figures["calls"] > 0, figures
+        assert figures["billed_jobs"] == figures["distinct_requests"], figures
+        billed_twice = (figures["billed_twice"], figures["duplicate_keys"], figures["unrecorded_jobs"])
+        assert billed_twice == (0, 0, 0), figures
+        assert (figures["lost"], figures["failed_calls"]) == (0, 0), figures["failures"]
+    paired = results["2 servers"]
+    assert paired["pairs"] > 0 and paired["pairs_one_job"] == paired["pairs"], paired

@@ -200,3 +200,12 @@ def test_binding_beyond_loopback_warns_loudly_on_stderr(
 def test_the_default_is_stdio_and_http_defaults_to_loopback() -> None:
     args = cli.build_parser().parse_args([])
     assert (args.transport, args.host, args.port) == ("stdio", "127.0.0.1", 8000)
+
+
+def test_the_listening_socket_says_tcp_so_answers_are_not_held_by_nagle() -> None:
+    """asyncio turns Nagle off (TCP_NODELAY) only on connections whose socket says IPPROTO_TCP; with
+    protocol 0 each JSON answer's body waited for the client's delayed ACK (~40 ms a call)."""
+    from scenario_upscale_mcp.serving.http import bind_socket
+
+    with bind_socket("127.0.0.1", 0) as sock:
+        assert sock.proto == socket.IPPROTO_TCP

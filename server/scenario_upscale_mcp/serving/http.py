@@ -116,7 +116,11 @@ def serve_http(host: str, port: int) -> int:
 
 def bind_socket(host: str, port: int) -> socket.socket:
     """A TCP socket bound to HOST:PORT, as uvicorn would bind it (uvicorn listens on it); OSError if not."""
-    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    # IPPROTO_TCP, not 0: asyncio sets TCP_NODELAY only on connections whose proto says TCP (else Nagle
+    # holds each JSON answer's body until the client's delayed ACK, ~40 ms a call in 2026-07-28 mode).
+    sock = socket.socket(
+        socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP
+    )
     try:
         if sys.platform != "win32":  # on Windows, SO_REUSEADDR would let it share a port in use
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
