@@ -29,9 +29,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from scenario_upscale_mcp.api.errors import InputError
-from scenario_upscale_mcp.images.reading import READABLE_FORMATS
+from scenario_upscale_mcp.images.reading import READABLE_FORMATS, readable_path
 from scenario_upscale_mcp.images.references import LocalReference, parse_reference
-from scenario_upscale_mcp.paths import cannot_resolve, expand_user, hidden_part, within
+from scenario_upscale_mcp.paths import expand_user
 
 if TYPE_CHECKING:
     from scenario_upscale_mcp.config import Settings
@@ -223,26 +223,8 @@ def _resolve_folder(text: str, settings: Settings) -> Path:
             "/Users/me/game/textures or ~/game/textures): the server does not know the assistant's "
             "working folder."
         )
-    try:
-        # Symlinks in the argument are followed (as for an image path), then the target is checked.
-        resolved = path.resolve(strict=True)
-    except (FileNotFoundError, NotADirectoryError):
-        raise InputError(f"folder: no folder at {path}.") from None
-    except (OSError, RuntimeError) as exc:
-        raise cannot_resolve("folder", str(path), exc) from None
-    roots = [root for root in settings.read_roots if within(resolved, root)]
-    if not roots:
-        allowed = os.pathsep.join(str(root) for root in settings.allowed_dirs)
-        raise InputError(
-            f"folder: {resolved} is outside the folders this server may read ({allowed}). Move the "
-            "images there, or add the folder to SCENARIO_ALLOWED_DIRS."
-        )
-    hidden_parts = [hidden_part(resolved, root) for root in roots]
-    if all(hidden_parts):
-        raise InputError(
-            f"folder: {resolved} is inside the hidden folder or file {hidden_parts[0]!r}; the server never "
-            "reads hidden locations (they hold keys and settings)."
-        )
+    # Symlinks in the argument are followed (as for an image path), then the target is checked.
+    resolved = readable_path(path, settings, "folder", kind="folder")
     if not resolved.is_dir():
         raise InputError(
             f"folder: {resolved} is a file, not a folder. Give the folder that holds it (with a pattern), "

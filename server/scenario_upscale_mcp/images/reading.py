@@ -65,17 +65,17 @@ def check_readable(path: Path, settings: Settings, field: str, folder: Path) -> 
     return check_image_file(copy, settings, field, display=str(resolved))
 
 
-def readable_path(path: Path, settings: Settings, field: str) -> Path:
+def readable_path(path: Path, settings: Settings, field: str, *, kind: str = "file") -> Path:
     """`path` resolved, if the server may read it: under an allowed root, not inside a hidden folder.
 
     Only the path's rules: opening it (never through a symlink), its size and its content are the
-    reader's to check.
+    reader's to check. `kind` ("file", or "folder" for a batch's folder) words the refusals.
     """
     try:
         # Symlinks are resolved first so a link under a root cannot point outside it.
         resolved = path.resolve(strict=True)
     except (FileNotFoundError, NotADirectoryError):
-        raise InputError(f"{field}: no file at {path}.") from None
+        raise InputError(f"{field}: no {kind} at {path}.") from None
     except (OSError, RuntimeError) as exc:
         raise InputError(f"{field}: cannot resolve {path} ({exc.__class__.__name__}).") from None
 
@@ -83,8 +83,13 @@ def readable_path(path: Path, settings: Settings, field: str) -> Path:
     if not roots:
         allowed = os.pathsep.join(str(root) for root in settings.allowed_dirs)
         raise InputError(
-            f"{field}: {resolved} is outside the folders this server may read ({allowed}). Move the "
-            "image there, or add its folder to SCENARIO_ALLOWED_DIRS."
+            f"{field}: {resolved} is outside the folders this server may read ({allowed}). Move "
+            + (
+                "the image there, or add its folder"
+                if kind == "file"
+                else "the images there, or add the folder"
+            )
+            + " to SCENARIO_ALLOWED_DIRS."
         )
     hidden_parts = [hidden_part(resolved, root) for root in roots]
     if all(hidden_parts):
