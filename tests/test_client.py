@@ -7,6 +7,7 @@ import json
 import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -27,6 +28,7 @@ from scenario_upscale_mcp.api.errors import (
     SubmissionUncertainError,
 )
 from scenario_upscale_mcp.config import Settings
+from scenario_upscale_mcp.outputs.writing import save_download
 from tests.fake_clock import FakeClock
 
 pytestmark = pytest.mark.anyio
@@ -255,12 +257,13 @@ async def test_unreachable_api_says_so_without_secrets() -> None:
     assert len(seen) == 3
 
 
-async def test_downloads_send_no_api_credentials() -> None:
+async def test_downloads_send_no_api_credentials(tmp_path: Path) -> None:
     client, seen = make_client(lambda r: httpx.Response(200, content=b"png-bytes"))
-    async with client, client.open_download("https://cdn.test/asset_1.png?sig=x") as (length, chunks):
-        data = b"".join([chunk async for chunk in chunks])
-    assert data == b"png-bytes" and length == 9
+    async with client, client.open_download("https://cdn.test/asset_1.png?sig=x") as download:
+        path, size = await save_download(tmp_path, "asset_1.png", download)
+    assert path.read_bytes() == b"png-bytes" and size == download.length == 9
     assert "authorization" not in seen[0].headers
+    assert seen[0].headers["user-agent"].startswith("scenario-upscale-mcp/")
 
 
 async def test_a_generate_answered_200_with_no_json_is_uncertain_not_rejected() -> None:

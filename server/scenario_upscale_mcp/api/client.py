@@ -3,9 +3,10 @@
 Every API call goes through `scenario_sdk.AsyncScenario`, which shares our one long-lived
 `httpx.AsyncClient` (owned by the lifespan; its transport is injectable for tests). What the SDK
 does not do (presigned part PUTs, CDN downloads, user-given image URLs) is `api/transfers.py`, which
-this client owns and hands that same `httpx.AsyncClient`: callers see one object. One choke point
-(`_call`) turns every SDK failure into a typed `errors.ScenarioError`; nothing of the SDK's reaches a
-tool result.
+this client owns and hands that same `httpx.AsyncClient` (and, for downloads, which run in a worker
+thread, a synchronous `httpx.Client` made with the same options): callers see one object. One
+choke point (`_call`) turns every SDK failure into a typed `errors.ScenarioError`; nothing of the
+SDK's reaches a tool result.
 
 Retries are ours, not the SDK's: its defaults retry POSTs on 5xx and timeouts with no idempotency
 key (the API has none), which can bill a job twice. So the SDK runs with `max_retries=0`, and
@@ -48,7 +49,7 @@ from scenario_upscale_mcp.api.retries import (
     backoff_seconds,
     retry_after_seconds,
 )
-from scenario_upscale_mcp.api.transfers import HostCheck, SizedChunks, Transfers
+from scenario_upscale_mcp.api.transfers import Download, HostCheck, LoopTransport, SizedChunks, Transfers
 from scenario_upscale_mcp.clock import AnyioClock, Clock
 from scenario_upscale_mcp.config import DEFAULT_BASE_URL, Settings
 
@@ -89,15 +90,24 @@ class ScenarioClient:
         self.base_url = (base_url or settings.base_url or DEFAULT_BASE_URL).rstrip("/")
         self._retry_base_seconds = retry_base_seconds
         self._clock: Clock = clock or AnyioClock()
-        self._http = httpx.AsyncClient(
-            timeout=httpx.Timeout(settings.http_timeout_seconds, connect=10.0),
-            transport=transport,
-            follow_redirects=True,  # CDN transform URLs redirect
-            headers={"User-Agent": f"scenario-upscale-mcp/{__version__}"},
-        )
+        # Both clients, the async one and the downloads' synchronous one, are made with these options,
+        # and both take TLS verification and proxies from the environment (httpx's defaults).
+        options: dict[str, Any] = {
+            "timeout": httpx.Timeout(settings.http_timeout_seconds, connect=10.0),
+            "follow_redirects": True,  # CDN transform URLs redirect
+            "headers": {"User-Agent": f"scenario-upscale-mcp/{__version__}"},
+        }
+        self._http = httpx.AsyncClient(transport=transport, **options)
+        # Downloads run in a worker thread (`Transfers.open_download`), each on a connection of its
+        # own (no idle ones kept: a cancelled download can then always cut its own); an injected
+        # transport serves them too, from the event loop (`LoopTransport`).
+        download_transport = None if transport is None else LoopTransport(transport)
         self._sdk: AsyncScenario | None = None
         self._transfers = Transfers(
             self._http,
+            download_client=lambda: httpx.Client(
+                transport=download_transport, limits=httpx.Limits(max_keepalive_connections=0), **options
+            ),
             retry_base_seconds=retry_base_seconds,
             clock=self._clock,
             # User-given image URLs: see `Transfers.open_public_url` for how these two test seams are used.
@@ -112,7 +122,10 @@ class ScenarioClient:
         await self.aclose()
 
     async def aclose(self) -> None:
-        await self._http.aclose()
+        try:
+            await self._http.aclose()
+        finally:
+            self._transfers.close()
 
     def _api(self) -> AsyncScenario:
         """The SDK client, made on the first API call (the import is the costly part)."""
@@ -259,8 +272,9 @@ class ScenarioClient:
         pinned: (Content-Length or None, chunks) (`Transfers.open_public_url`)."""
         return self._transfers.open_public_url(url, check_host=check_host)
 
-    def open_download(self, url: str) -> AbstractAsyncContextManager[SizedChunks]:
-        """Stream a signed asset URL: (Content-Length or None, chunks) (`Transfers.open_download`)."""
+    def open_download(self, url: str) -> AbstractAsyncContextManager[Download]:
+        """GET a signed asset URL; its body then written into a file in a worker thread
+        (`Transfers.open_download`)."""
         return self._transfers.open_download(url)
 
     # --- the choke point -------------------------------------------------------------------------

@@ -13,7 +13,7 @@ import anyio
 from scenario_upscale_mcp.api.answers import Job
 from scenario_upscale_mcp.api.errors import DownloadError
 from scenario_upscale_mcp.outputs.previews import describe_image
-from scenario_upscale_mcp.outputs.writing import EXTENSIONS, SavedFile, output_file_name, save_stream
+from scenario_upscale_mcp.outputs.writing import EXTENSIONS, SavedFile, output_file_name, save_download
 
 if TYPE_CHECKING:
     from scenario_upscale_mcp.api.client import ScenarioClient
@@ -37,7 +37,7 @@ async def save_asset(
     *,
     target_format: str | None = None,
 ) -> SavedFile:
-    """Fetch a fresh link (signed URLs expire), stream the file to disk, describe what was saved.
+    """Fetch a fresh link (signed URLs expire), download the file to disk, describe what was saved.
 
     With `target_format`, Scenario converts the asset first (`POST /assets/{id}/download`). A link
     refused as expired is fetched again once, and a cut connection is retried once; neither leaves
@@ -57,8 +57,8 @@ async def save_asset(
             url, mime_type = asset.url, asset.mime_type
         extension = EXTENSIONS.get(mime_type or "", target_format or "png")
         try:
-            async with client.open_download(url) as (length, chunks):
-                path, size = await save_stream(folder, file_name_for(extension), length, chunks)
+            async with client.open_download(url) as download:
+                path, size = await save_download(folder, file_name_for(extension), download)
         except DownloadError as exc:
             logger.info("download of %s failed once: %s", asset_id, exc)
             last_error = exc

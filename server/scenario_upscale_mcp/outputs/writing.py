@@ -2,7 +2,11 @@
 
 Bytes stream to a hidden temporary file in the target folder, which is then linked to a free final
 name, so a crash or a cut connection never leaves a half file under the final name and an existing
-file is never replaced.
+file is never replaced; the temporary file is removed whatever happens (even on cancellation).
+
+Two sources: an asset's download, whose worker thread writes its body into the file itself
+(`save_download`, see `api/transfers.py`), and a stream of chunks on the event loop (`save_stream`,
+for images fetched from a user's URL).
 """
 
 from __future__ import annotations
@@ -10,17 +14,15 @@ from __future__ import annotations
 import os
 import re
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO
+from typing import BinaryIO, Protocol
 
 import anyio
 
 from scenario_upscale_mcp.api.errors import DownloadError
 
-if TYPE_CHECKING:
-    pass
 EXTENSIONS = {
     "image/png": "png",
     "image/jpeg": "jpg",
@@ -58,6 +60,25 @@ def output_file_name(
     return f"{safe_stem(source_stem)}_{model_tag}{factor_text}_{short_job}{suffix}.{extension}"
 
 
+class Body(Protocol):
+    """A body that writes itself into a file (`api.transfers.Download`): the size it announces, if
+    any, and the copy."""
+
+    @property
+    def length(self) -> int | None: ...
+
+    async def write_to(self, sink: BinaryIO) -> int: ...
+
+
+async def save_download(folder: Path, file_name: str, body: Body) -> tuple[Path, int]:
+    """Save a download's body as `folder/file_name` (or a numbered variant if taken); return (path, bytes).
+
+    A disk problem (full, read-only, a file where the folder should be) is a DownloadError saying so;
+    so is a body shorter than announced (then nothing is saved).
+    """
+    return await _save(folder, file_name, body.length, body.write_to)
+
+
 async def save_stream(
     folder: Path, file_name: str, expected_bytes: int | None, chunks: AsyncIterator[bytes]
 ) -> tuple[Path, int]:
@@ -65,6 +86,17 @@ async def save_stream(
 
     A disk problem (full, read-only, a file where the folder should be) is a DownloadError saying so.
     """
+
+    async def write(sink: BinaryIO) -> int:
+        return await _write_in_batches(sink, chunks)
+
+    return await _save(folder, file_name, expected_bytes, write)
+
+
+async def _save(
+    folder: Path, file_name: str, expected_bytes: int | None, write: Callable[[BinaryIO], Awaitable[int]]
+) -> tuple[Path, int]:
+    """`write` into a new temporary file in `folder`, then give it a free name near `file_name`."""
     try:
         await anyio.Path(folder).mkdir(parents=True, exist_ok=True)
         temporary = folder / f".{file_name}.{secrets.token_hex(4)}.part"
@@ -73,7 +105,7 @@ async def save_stream(
         raise DownloadError(f"Cannot write in {folder}: {exc.strerror or exc}.") from None
     try:
         try:
-            written = await _write_in_batches(sink, chunks)
+            written = await write(sink)
         finally:
             with anyio.CancelScope(shield=True):  # closed even when the call is cancelled
                 await anyio.to_thread.run_sync(sink.close)
