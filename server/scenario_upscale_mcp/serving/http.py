@@ -63,9 +63,8 @@ def serve_http(host: str, port: int) -> int:
 
     warning = exposure_warning(host)
     if warning:
-        print(
-            warning, file=sys.stderr, flush=True
-        )  # not through logging: SCENARIO_LOG_LEVEL must not hide it
+        # Not through logging: SCENARIO_LOG_LEVEL must not hide it.
+        print(warning, file=sys.stderr, flush=True)
     # While it serves, uvicorn handles SIGINT and SIGTERM itself: it stops accepting, waits for the
     # requests in flight (which `StopRequestsOnSignal` cancels at once: an MCP tool call or event
     # stream would otherwise hold the stop for the whole `timeout_graceful_shutdown`), runs the app's
