@@ -3,6 +3,7 @@ receiving them in the event loop (not in a signal handler)."""
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 from typing import TYPE_CHECKING
@@ -41,6 +42,12 @@ async def receive_stop_signals(
             async for signal_number in signals:
                 await on_signal(signal_number)
     finally:
-        # The server has stopped and the process is ending: one more Ctrl-C ends it at once, as SIGTERM
-        # does, instead of raising KeyboardInterrupt somewhere in the last of the teardown.
-        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        # The server has stopped and the process is ending: one more Ctrl-C ends it at once, instead of
+        # raising KeyboardInterrupt somewhere in the last of the teardown, and with the status a stop by
+        # SIGINT has (130), not as a process the signal killed (which a second Ctrl-C racing the first
+        # stop's end would otherwise get).
+        signal.signal(signal.SIGINT, _exit_as_stopped_by_sigint)
+
+
+def _exit_as_stopped_by_sigint(signum: int, frame: object) -> None:
+    os._exit(stopped_status(signal.SIGINT))
