@@ -13,6 +13,7 @@ from mcp.types import InputRequiredResult
 from pydantic import Field
 
 from scenario_upscale_mcp.jobs.spending import (
+    DAY_SECONDS,
     SpendingRefused,
     amount_text,
     check_spending,
@@ -20,8 +21,6 @@ from scenario_upscale_mcp.jobs.spending import (
 )
 from scenario_upscale_tools.arguments import ToolContext, upscaler_of
 from scenario_upscale_tools.confirmation import Answer, ask_to_proceed
-
-DAY_SECONDS = 24 * 3600.0
 
 ConfirmCost = Annotated[
     float | None,
