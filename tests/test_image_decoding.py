@@ -2,7 +2,8 @@
 
 `verify()` checks a file's structure (for PNG, every chunk's CRC) but not its pixel stream, so a PNG
 with a broken deflate stream, an unknown row filter or rows cut short passes it. These files are
-built byte by byte with valid CRCs, so only decoding the pixels can tell.
+built byte by byte with valid CRCs, so only decoding the pixels can tell. Each rule holds on both
+decoding paths: libvips (PNG, JPEG and WebP, where it loads) and Pillow.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ import io
 import zlib
 from collections.abc import Callable
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any, Literal
 
 import pytest
 from mcp import Client
@@ -19,11 +22,26 @@ from PIL import Image
 
 from scenario_upscale_mcp.api.errors import InputError
 from scenario_upscale_mcp.config import Settings
+from scenario_upscale_mcp.image_files import load_vips
+from scenario_upscale_mcp.images import reading
 from scenario_upscale_mcp.images.reading import check_image_file
 from tests.conftest import RecordingTransport
 from tests.images import png_with_idat, record_decoded_sizes
 
 pytestmark = pytest.mark.anyio
+
+Decoder = Literal["libvips", "pillow"]
+
+
+@pytest.fixture(params=["libvips", "pillow"])
+def decoder(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Decoder:
+    """Input images decoded by libvips where it loads (the default here), or by Pillow alone."""
+    if request.param == "pillow":
+        monkeypatch.setattr(reading, "load_vips", lambda: None)
+    else:
+        assert load_vips() is not None, "pyvips[binary] is a dependency: it should load here"
+    return request.param  # type: ignore[no-any-return]
+
 
 WIDTH, HEIGHT = 64, 48
 ROW = 1 + WIDTH * 3  # a filter-type byte, then RGB
@@ -90,7 +108,7 @@ def test_the_damaged_files_pass_pillows_verify(name: str) -> None:
 
 @pytest.mark.parametrize("name", list(DAMAGED))
 async def test_an_image_whose_pixels_do_not_decode_is_refused_before_any_request(
-    client: Client, api: RecordingTransport, folders: dict[str, Path], name: str
+    client: Client, api: RecordingTransport, folders: dict[str, Path], name: str, decoder: Decoder
 ) -> None:
     path = folders["images"] / name
     path.write_bytes(DAMAGED[name]())
@@ -120,8 +138,26 @@ def decoded_sizes(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, int]]:
     return record_decoded_sizes(monkeypatch)
 
 
+@pytest.fixture
+def vips_loads(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, dict[str, Any]]]:
+    """Every libvips load of an input image from now on in this test: (loader, its options)."""
+    vips = load_vips()
+    loads: list[tuple[str, dict[str, Any]]] = []
+
+    def recorded(name: str) -> Callable[..., Any]:
+        def loading(path: str, **options: Any) -> Any:
+            loads.append((name, options))
+            return getattr(vips.Image, name)(path, **options)
+
+        return loading
+
+    image_class = SimpleNamespace(**{name: recorded(name) for name in ("jpegload", "pngload", "webpload")})
+    monkeypatch.setattr(reading, "load_vips", lambda: SimpleNamespace(Image=image_class, Error=vips.Error))
+    return loads
+
+
 def test_a_jpeg_is_decoded_at_an_eighth_of_its_size(
-    tmp_path: Path, settings: Settings, decoded_sizes: list[tuple[int, int]]
+    tmp_path: Path, settings: Settings, decoded_sizes: list[tuple[int, int]], decoder: Decoder
 ) -> None:
     """Every coefficient is still read (a truncated JPEG fails above), in 1/64 of the memory."""
     path = tmp_path / "photo.jpg"
@@ -129,7 +165,46 @@ def test_a_jpeg_is_decoded_at_an_eighth_of_its_size(
     checked = check_image_file(path, settings, "image")
 
     assert (checked.width, checked.height, checked.mime_type) == (2000, 1600, "image/jpeg")
-    assert decoded_sizes == [(250, 200)]
+    assert decoded_sizes == ([] if decoder == "libvips" else [(250, 200)])
+
+
+def test_libvips_reads_a_jpeg_at_an_eighth_and_a_png_as_a_stream_of_rows(
+    tmp_path: Path,
+    settings: Settings,
+    decoded_sizes: list[tuple[int, int]],
+    vips_loads: list[tuple[str, dict[str, Any]]],
+) -> None:
+    """Pillow decodes no pixels at all: it reads the header and the structure only."""
+    jpeg, png = tmp_path / "photo.jpg", tmp_path / "texture.png"
+    Image.linear_gradient("L").resize((2000, 1600)).save(jpeg, "JPEG")
+    png.write_bytes(png_with_idat(WIDTH, HEIGHT, zlib.compress(rows())))
+    check_image_file(jpeg, settings, "image")
+    check_image_file(png, settings, "image")
+
+    sequential = {"access": "sequential", "fail_on": "error"}
+    assert vips_loads == [("jpegload", {"shrink": 8, **sequential}), ("pngload", sequential)]
+    assert decoded_sizes == []
+
+
+def test_a_file_libvips_refuses_is_still_accepted_when_pillow_decodes_it(
+    tmp_path: Path, settings: Settings, monkeypatch: pytest.MonkeyPatch, decoded_sizes: list[tuple[int, int]]
+) -> None:
+    """libvips is the fast path, not a stricter rule: only a file both refuse is refused."""
+    vips = load_vips()
+
+    def refusing(path: str, **options: Any) -> Any:
+        raise vips.Error("unable to load (a loader this build lacks)")
+
+    image_class = SimpleNamespace(jpegload=refusing, pngload=refusing, webpload=refusing)
+    monkeypatch.setattr(reading, "load_vips", lambda: SimpleNamespace(Image=image_class, Error=vips.Error))
+    good, damaged = tmp_path / "good.png", tmp_path / "unknown-filter.png"
+    good.write_bytes(png_with_idat(WIDTH, HEIGHT, zlib.compress(rows())))
+    damaged.write_bytes(unknown_filter())
+
+    assert check_image_file(good, settings, "image").mime_type == "image/png"
+    assert decoded_sizes == [(WIDTH, HEIGHT)]
+    with pytest.raises(InputError, match="pixel data is damaged or cut short"):
+        check_image_file(damaged, settings, "image")
 
 
 def test_the_pixel_cap_is_checked_before_any_pixel_is_decoded(

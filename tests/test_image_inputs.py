@@ -6,7 +6,9 @@ import base64
 import errno
 import io
 import os
+import stat
 from pathlib import Path
+from typing import Literal
 from urllib.parse import quote_from_bytes
 
 import httpx
@@ -18,11 +20,13 @@ from scenario_upscale_mcp.api.client import ScenarioClient
 from scenario_upscale_mcp.api.errors import InputError
 from scenario_upscale_mcp.app import create_server
 from scenario_upscale_mcp.config import Settings
+from scenario_upscale_mcp.images import reading
+from scenario_upscale_mcp.images.reading import check_readable
 from scenario_upscale_mcp.images.references import DataReference, UrlReference
 from scenario_upscale_mcp.images.sources import decode_data_uri, fetch_url
 from tests.conftest import RecordingTransport
 from tests.fake_clock import FakeClock
-from tests.images import png_bytes
+from tests.images import png_bytes, write_noise_png
 
 pytestmark = pytest.mark.anyio
 
@@ -280,3 +284,74 @@ async def test_a_url_image_that_cannot_be_saved_names_its_field(settings: Settin
                 scenario, UrlReference("https://example.com/a.png"), settings, resolve, not_a_folder, "image"
             )
     assert str(failed.value).startswith("image: the image at https://example.com/a.png could not be saved")
+
+
+CopyWay = Literal["kernel", "refused", "silent", "absent"]
+
+
+@pytest.fixture(params=["kernel", "refused", "silent", "absent"])
+def copy_way(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """How the private copy of an input is made: by `copy_file_range` (a list of the sizes it copied is
+    returned), or with it refused (EXDEV), copying nothing at first (as some file systems answer), or
+    absent (another system): then a plain loop copies."""
+    way: CopyWay = request.param
+    kernel_copies: list[int] = []
+    real = os.copy_file_range
+
+    def recorded(source: int, sink: int, count: int) -> int:
+        copied = real(source, sink, count)
+        kernel_copies.append(copied)
+        return copied
+
+    def refused(source: int, sink: int, count: int) -> int:
+        raise OSError(errno.EXDEV, "Invalid cross-device link")
+
+    # Small steps, so every way copies in several of them.
+    monkeypatch.setattr(reading, "KERNEL_COPY_BYTES", 256 * 1024)
+    monkeypatch.setattr(reading, "COPY_CHUNK_BYTES", 64 * 1024)
+    if way == "kernel":
+        monkeypatch.setattr(os, "copy_file_range", recorded)
+    elif way == "refused":
+        monkeypatch.setattr(os, "copy_file_range", refused)
+    elif way == "silent":
+        monkeypatch.setattr(os, "copy_file_range", lambda source, sink, count: 0)
+    else:
+        monkeypatch.delattr(os, "copy_file_range")
+    return kernel_copies
+
+
+@pytest.mark.skipif(not hasattr(os, "copy_file_range"), reason="the kernel copy is Linux's")
+def test_the_private_copy_is_the_file_byte_for_byte_whichever_way_it_is_made(
+    settings: Settings, folders: dict[str, Path], tmp_path: Path, copy_way: list[int]
+) -> None:
+    original = write_noise_png(folders["images"] / "noise.png", 1.2)
+    checked = check_readable(original, settings, "image", tmp_path)
+
+    assert checked.path != original and checked.path.read_bytes() == original.read_bytes()
+    assert checked.size == original.stat().st_size
+    if copy_way:  # the kernel did the copy, in steps
+        assert sum(copy_way) == checked.size and len(copy_way) > 2
+
+
+@pytest.mark.skipif(not hasattr(os, "copy_file_range"), reason="the kernel copy is Linux's")
+def test_a_file_that_grows_past_the_cap_while_copied_is_refused(
+    settings: Settings,
+    folders: dict[str, Path],
+    tmp_path: Path,
+    copy_way: list[int],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The size read when the file is opened is under the cap; the bytes that follow are not."""
+    original = write_noise_png(folders["images"] / "noise.png", 1.2)
+    cap = original.stat().st_size - 1000
+    real_fstat = os.fstat
+
+    def smaller(descriptor: int) -> os.stat_result:
+        status = real_fstat(descriptor)
+        fields = list(status)
+        fields[stat.ST_SIZE] = min(status.st_size, cap)
+        return os.stat_result(fields)
+
+    monkeypatch.setattr(os, "fstat", smaller)
+    with pytest.raises(InputError, match=f"grew past the limit of {cap:,} bytes while it was being read"):
+        check_readable(original, settings.model_copy(update={"max_input_bytes": cap}), "image", tmp_path)

@@ -73,7 +73,9 @@ async def test_upload_image_alone_uploads_one_content_once(layers: Layers, tmp_p
     uploader = Uploader(client=layers.client, ledger=layers.ledger, clock=AnyioClock())
     path = tmp_path / "castle.png"
     path.write_bytes(png_bytes())
-    image = LocalImage(path=path, size=path.stat().st_size, width=64, height=48, mime_type="image/png")
+    image = LocalImage(
+        path=path, size=path.stat().st_size, width=64, height=48, mime_type="image/png", digest="a" * 64
+    )
 
     first = await upload_image(uploader, image, "a" * 64)
     again = await upload_image(uploader, image, "a" * 64)

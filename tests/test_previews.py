@@ -26,6 +26,7 @@ from mcp.types import ResourceLink, TextContent
 from PIL import Image, ImageChops, ImageStat
 
 from scenario_upscale_mcp.config import Settings
+from scenario_upscale_mcp.image_files import load_vips, vips_library
 from scenario_upscale_mcp.outputs import previews
 from scenario_upscale_mcp.outputs.previews import (
     PREVIEW_MAX_EDGE,
@@ -35,7 +36,6 @@ from scenario_upscale_mcp.outputs.previews import (
     decode_reduced,
     describe_image,
     make_preview,
-    preview_library,
 )
 from scenario_upscale_mcp.sandbox.app import Sandbox
 from tests.images import RGB, RGBA, png_with_idat, record_decoded_sizes
@@ -71,7 +71,7 @@ def decoded_sizes(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, int]]:
 def vips_loads(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, int]]:
     """The size of every image libvips opens for a preview from now on in this test (it decodes
     them later, as a stream), libvips itself otherwise untouched."""
-    vips = previews._vips()
+    vips = load_vips()
     assert vips is not None, "pyvips[binary] is a dependency: it should load here"
     loads: list[tuple[int, int]] = []
 
@@ -86,7 +86,7 @@ def vips_loads(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, int]]:
     image_class = SimpleNamespace(
         jpegload=recorded(vips.Image.jpegload), new_from_file=recorded(vips.Image.new_from_file)
     )
-    monkeypatch.setattr(previews, "_vips", lambda: SimpleNamespace(Image=image_class, Error=vips.Error))
+    monkeypatch.setattr(previews, "load_vips", lambda: SimpleNamespace(Image=image_class, Error=vips.Error))
     return loads
 
 
@@ -351,14 +351,14 @@ def test_a_region_is_cut_from_the_image_then_shrunk(tmp_path: Path, library: Lib
 def test_a_file_libvips_refuses_is_decoded_by_pillow_and_why_is_logged(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    vips = previews._vips()
+    vips = load_vips()
     assert vips is not None
 
     def refusing(*args: Any, **kwargs: Any) -> Any:
         raise vips.Error("unable to load", "vipspng: a detail\n  on two lines")
 
     image_class = SimpleNamespace(jpegload=refusing, new_from_file=refusing)
-    monkeypatch.setattr(previews, "_vips", lambda: SimpleNamespace(Image=image_class, Error=vips.Error))
+    monkeypatch.setattr(previews, "load_vips", lambda: SimpleNamespace(Image=image_class, Error=vips.Error))
     path = tmp_path / "result.png"
     gradient_picture((3000, 2000)).save(path)
 
@@ -415,21 +415,21 @@ def test_without_pyvips_previews_are_made_by_pillow_and_why_is_logged_once(
     gradient_picture((3000, 2000)).save(path)
     monkeypatch.delitem(sys.modules, "pyvips", raising=False)
     monkeypatch.setattr(sys, "meta_path", [FailingImport(error), *sys.meta_path])
-    previews._vips.cache_clear()
+    load_vips.cache_clear()
     try:
         with caplog.at_level(logging.INFO, logger=previews.__name__):
             assert make_preview(path)[1] == make_preview(path)[1] == "image/jpeg"
-        library_named = preview_library()
+        library_named = vips_library()
     finally:
         monkeypatch.undo()
-        previews._vips.cache_clear()
+        load_vips.cache_clear()
 
     assert decoded_sizes == [(3000, 2000), (3000, 2000)]
     [record] = caplog.records
     assert record.levelno == logging.WARNING
-    assert record.getMessage() == f"previews decode with Pillow only: pyvips did not load ({reason})"
+    assert record.getMessage() == f"images decode with Pillow only: pyvips did not load ({reason})"
     assert library_named == "Pillow"
-    assert preview_library().startswith("pyvips (libvips 8.")  # loaded again, once it can be
+    assert vips_library().startswith("pyvips (libvips 8.")  # loaded again, once it can be
 
 
 @pytest.mark.skipif(not Path("/proc/self/clear_refs").exists(), reason="reads Linux's VmHWM")

@@ -34,9 +34,8 @@ from typing import Any
 import PIL
 from PIL import Image
 
-from scenario_upscale_mcp.image_files import open_image
-from scenario_upscale_mcp.outputs import previews
-from scenario_upscale_mcp.outputs.previews import PREVIEW_MAX_EDGE, make_preview, preview_library
+from scenario_upscale_mcp.image_files import load_vips, open_image, vips_library
+from scenario_upscale_mcp.outputs.previews import PREVIEW_MAX_EDGE, make_preview
 
 SAMPLE = Path(__file__).parents[2] / "server" / "scenario_upscale_mcp" / "samples" / "stone_tile.png"
 GOAL_RATIO = 1.1  # the preview of the PNG, against the fastest bare decode of it
@@ -50,9 +49,9 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--no-memory", action="store_true", help="skip the peak-memory readings")
     args = parser.parse_args(argv)
-    vips = previews._vips()
+    vips = load_vips()
     load = ", ".join(f"{value:.2f}" for value in os.getloadavg())
-    print(f"previews decode with {preview_library()}; Pillow {PIL.__version__}; load average {load}")
+    print(f"previews decode with {vips_library()}; Pillow {PIL.__version__}; load average {load}")
     figures: dict[str, float] = {}
     with tempfile.TemporaryDirectory() as folder:
         png, jpeg = Path(folder) / "huge.png", Path(folder) / "huge.jpg"
@@ -131,11 +130,11 @@ import sys
 from pathlib import Path
 import PIL
 from PIL import Image
-from scenario_upscale_mcp.image_files import open_image
+from scenario_upscale_mcp.image_files import load_vips, open_image
 from scenario_upscale_mcp.outputs import previews
 
 what, path = sys.argv[1], Path(sys.argv[2])
-vips = previews._vips()
+vips = load_vips()
 warm = Path(sys.argv[3])
 Image.new("RGB", (2000, 1000), (1, 2, 3)).save(warm)  # load every library and codec first
 previews.make_preview(warm)

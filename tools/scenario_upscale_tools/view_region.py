@@ -22,9 +22,8 @@ from mcp.types import CallToolResult, ImageContent, TextContent, ToolAnnotations
 from pydantic import Field
 
 from scenario_upscale_mcp.api.errors import InputError, MissingCredentialsError, NotFoundError
-from scenario_upscale_mcp.images.reading import readable_path
+from scenario_upscale_mcp.images.reading import content_digest, readable_path
 from scenario_upscale_mcp.images.references import LocalReference, parse_reference
-from scenario_upscale_mcp.images.uploads import content_digest
 from scenario_upscale_mcp.outputs.previews import PREVIEW_MAX_PIXELS
 from scenario_upscale_mcp.outputs.writing import safe_stem
 from scenario_upscale_mcp.viewer.regions import RegionSource, render_region

@@ -20,7 +20,7 @@ from scenario_upscale_mcp.images.references import (
     parse_reference,
 )
 from scenario_upscale_mcp.images.sources import decode_data_uri
-from scenario_upscale_mcp.images.uploads import UploadedImage, Uploader, content_digest, upload_image
+from scenario_upscale_mcp.images.uploads import UploadedImage, Uploader, upload_image
 
 if TYPE_CHECKING:
     from scenario_upscale_mcp.config import Settings
@@ -82,8 +82,7 @@ async def check_images(
         if isinstance(reference, AssetReference):
             checked[field] = CheckedImage(reference.asset_id, reference.asset_id, None)
         else:
-            digest = await anyio.to_thread.run_sync(content_digest, local[field].path)
-            checked[field] = CheckedImage(f"sha256:{digest}", stems[field], local[field])
+            checked[field] = CheckedImage(f"sha256:{local[field].digest}", stems[field], local[field])
     return checked
 
 

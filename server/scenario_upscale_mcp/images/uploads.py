@@ -9,7 +9,6 @@ polling until the upload is `imported` as an asset.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import math
 from dataclasses import dataclass
@@ -34,7 +33,6 @@ MIN_PART_BYTES = 5 * 1024 * 1024  # S3's minimum for every part but the last
 MAX_PARTS = 10_000
 PART_CONCURRENCY = 4
 IMPORT_TIMEOUT_SECONDS = 300.0
-HASH_CHUNK_BYTES = 1024 * 1024
 # A claimed upload is renewed every CLAIM_RENEW_SECONDS; one not renewed for CLAIM_STALE_SECONDS
 # belongs to a caller that died, and is taken over.
 CLAIM_RENEW_SECONDS = 5.0
@@ -198,12 +196,3 @@ def _read_range(path: Path, offset: int, length: int) -> bytes:
     with path.open("rb") as file:
         file.seek(offset)
         return file.read(length)
-
-
-def content_digest(path: Path) -> str:
-    """The SHA-256 of a file's bytes: the content's identity (blocking)."""
-    digest = hashlib.sha256()
-    with path.open("rb") as file:
-        while chunk := file.read(HASH_CHUNK_BYTES):
-            digest.update(chunk)
-    return digest.hexdigest()

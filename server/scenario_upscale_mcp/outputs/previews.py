@@ -8,7 +8,6 @@ small images and formats Scenario does not deliver.
 
 from __future__ import annotations
 
-import functools
 import io
 import logging
 import math
@@ -17,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from scenario_upscale_mcp.image_files import open_image
+from scenario_upscale_mcp.image_files import VIPS_FORMATS, load_vips, open_image
 
 if TYPE_CHECKING:
     from PIL.Image import Image as PillowImage
@@ -80,10 +79,6 @@ class PreviewUnavailable(Exception):
 
 Library = Literal["auto", "pillow"]  # auto: libvips where it loads and the image must shrink
 
-# The formats decoded through libvips: those Scenario delivers. Others (and images that need no
-# shrinking) are left to Pillow, which is enough for them.
-VIPS_FORMATS = frozenset({"PNG", "JPEG", "WEBP"})
-
 
 def make_preview(
     path: Path, *, max_pixels: int = PREVIEW_MAX_PIXELS, library: Library = "auto"
@@ -141,40 +136,13 @@ def decode_reduced(
     raises for a file that is not an image it can read (OSError, ValueError, ...).
     """
     source = _inspect(path, max_edge, region, max_pixels)
-    vips = _vips() if library == "auto" and source.format in VIPS_FORMATS and source.shrinks else None
+    vips = load_vips() if library == "auto" and source.format in VIPS_FORMATS and source.shrinks else None
     if vips is not None:
         try:
             return _reduced_with_vips(vips, path, source)
         except vips.Error as exc:
             logger.info("libvips could not decode %s, Pillow will: %s", path.name, " ".join(str(exc).split()))
     return _reduced_with_pillow(path, source)
-
-
-@functools.cache
-def _vips() -> Any:
-    """The pyvips module, or None (logged once, with why) where it is not installed or does not load."""
-    try:
-        import pyvips  # type: ignore[import-untyped]  # no py.typed marker
-    except Exception as exc:  # ImportError, OSError from dlopen, or "unable to init libvips"
-        logger.warning(
-            "previews decode with Pillow only: pyvips did not load (%s: %s)", type(exc).__name__, exc
-        )
-        return None
-    # Every preview reads a new file once: libvips' operation cache would only keep files open and
-    # memory held, and could answer a later call from a replaced file of the same name.
-    pyvips.cache_set_max(0)
-    chatter = logging.getLogger("pyvips")  # libvips' own messages: its plans at INFO, one per step
-    if chatter.level == logging.NOTSET:
-        chatter.setLevel(logging.WARNING)
-    return pyvips
-
-
-def preview_library() -> str:
-    """What decodes previews that shrink here: "pyvips (libvips 8.18.7)", or "Pillow"."""
-    vips = _vips()
-    if vips is None:
-        return "Pillow"
-    return f"pyvips (libvips {vips.version(0)}.{vips.version(1)}.{vips.version(2)})"
 
 
 @dataclass(frozen=True)
