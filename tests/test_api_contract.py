@@ -20,6 +20,7 @@ import re
 import typing
 from collections.abc import AsyncIterator, Mapping
 from contextlib import suppress
+from pathlib import Path
 from typing import Any, TypeVar
 
 import anyio
@@ -61,6 +62,7 @@ from typing_extensions import is_typeddict
 
 from scenario_upscale_mcp.api.client import ScenarioClient
 from scenario_upscale_mcp.api.errors import ApiError
+from scenario_upscale_mcp.api.transfers import FilePart
 from scenario_upscale_mcp.clock import Clock
 from scenario_upscale_mcp.config import Settings
 from scenario_upscale_mcp.sandbox.app import Sandbox
@@ -612,7 +614,7 @@ def test_the_params_check_rejects_missing_unknown_misnamed_and_mistyped_fields(
 
 
 async def test_the_requests_our_client_sends_fit_the_sdks_params(
-    settings: Settings, sandbox: Sandbox, api: RecordingTransport
+    settings: Settings, sandbox: Sandbox, api: RecordingTransport, tmp_path: Path
 ) -> None:
     sandbox.faults.cancel_refused = False
     with_project = settings.model_copy(update={"project_id": "proj_1"})
@@ -632,7 +634,9 @@ async def test_the_requests_our_client_sends_fit_the_sdks_params(
         upload_info = await client.create_upload(
             file_name="castle.png", content_type="image/png", file_size=len(data), parts=1
         )
-        await client.put_part(upload_info.parts[0].url, data)
+        part_file = tmp_path / "castle.png"
+        part_file.write_bytes(data)
+        await client.put_part(upload_info.parts[0].url, FilePart(part_file, 0, len(data)))
         await client.complete_upload(upload_info.id)
         await client.get_upload(upload_info.id)
 
@@ -652,4 +656,10 @@ async def test_the_requests_our_client_sends_fit_the_sdks_params(
                 check_body(params, body)
         checked.add(params)
     assert checked == {params for _, _, params in ROUTES}
+    # A part goes with its length announced (S3 refuses a chunked part) and no API credentials.
+    [part_put] = [request for request in api.requests if request.method == "PUT"]
+    assert (
+        part_put.headers["content-length"] == str(len(data)) and "transfer-encoding" not in part_put.headers
+    )
+    assert "authorization" not in part_put.headers
     assert sandbox.asset_image_forms == ["data_url"]  # as Scenario's own clients send it (SCENARIO_API.md §3)

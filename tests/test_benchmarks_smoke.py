@@ -29,6 +29,7 @@ def test_download_benchmark_runs() -> None:
 def test_upload_benchmark_runs() -> None:
     figures = upload.main(["--megabytes", "7", "--runs", "1"])
     assert figures["ours_mb_s"] > 0 and figures["curl_mb_s"] > 0
+    assert figures["check_s"] > 0 and figures["transfer_s"] > 0
 
 
 def test_wait_for_jobs_benchmark_runs() -> None:

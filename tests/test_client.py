@@ -26,7 +26,9 @@ from scenario_upscale_mcp.api.errors import (
     PlanLimitReachedError,
     ServerError,
     SubmissionUncertainError,
+    UploadError,
 )
+from scenario_upscale_mcp.api.transfers import FilePart
 from scenario_upscale_mcp.config import Settings
 from scenario_upscale_mcp.outputs.writing import save_download
 from tests.fake_clock import FakeClock
@@ -264,6 +266,49 @@ async def test_downloads_send_no_api_credentials(tmp_path: Path) -> None:
     assert path.read_bytes() == b"png-bytes" and size == download.length == 9
     assert "authorization" not in seen[0].headers
     assert seen[0].headers["user-agent"].startswith("scenario-upscale-mcp/")
+
+
+async def test_a_part_is_sent_whole_again_after_a_redirect_and_after_a_failure(tmp_path: Path) -> None:
+    """A part, a byte range of a file, is read a slice at a time with its length announced; it can still
+    be sent a second and a third time: after a 307 to another URL, and after a 503."""
+    content = bytes(range(256)) * 8000  # 2 MB: the part is the middle megabyte, several slices long
+    path = tmp_path / "image.png"
+    path.write_bytes(content)
+    part = FilePart(path, offset=500_000, length=1_000_000)
+    answers = iter(
+        [
+            httpx.Response(307, headers={"Location": "https://storage-2.test/part-1?sig=y"}),
+            httpx.Response(503),
+            httpx.Response(200),
+        ]
+    )
+    bodies: list[bytes] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        bodies.append(request.read())
+        return next(answers)
+
+    client, seen = make_client(answer)
+    async with client:
+        await client.put_part("https://storage.test/part-1?sig=x", part)
+
+    assert [str(request.url) for request in seen] == [
+        "https://storage.test/part-1?sig=x",
+        "https://storage-2.test/part-1?sig=y",
+        "https://storage.test/part-1?sig=x",
+    ]
+    assert bodies == [content[500_000:1_500_000]] * 3
+    assert all(request.headers["content-length"] == "1000000" for request in seen)
+    assert not any("transfer-encoding" in request.headers for request in seen)
+
+
+async def test_a_file_shorter_than_its_part_fails_the_upload_clearly(tmp_path: Path) -> None:
+    path = tmp_path / "image.png"
+    path.write_bytes(b"x" * 1000)
+    client, _ = make_client(lambda request: httpx.Response(200))
+    async with client:
+        with pytest.raises(UploadError, match=r"image\.png ended before the part to upload did"):
+            await client.put_part("https://storage.test/part-1?sig=x", FilePart(path, offset=0, length=2000))
 
 
 async def test_a_generate_answered_200_with_no_json_is_uncertain_not_rejected() -> None:

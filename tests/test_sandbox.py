@@ -928,6 +928,25 @@ async def test_part_uploads_refuse_headers_the_presigned_url_does_not_allow(
     assert sim.uploads[created.json()["upload"]["id"]].parts_received == 0
 
 
+async def test_a_part_sent_chunked_without_its_length_is_refused_as_s3_does(
+    http: httpx.AsyncClient, storage: httpx.AsyncClient, sim: Sandbox
+) -> None:
+    data = image_bytes()
+    created = await http.post(
+        "/uploads", json={"fileName": "a.png", "fileSize": len(data), "parts": 1, "kind": "image"}
+    )
+    [part] = created.json()["upload"]["parts"]
+
+    async def chunks() -> AsyncIterator[bytes]:
+        yield data
+
+    response = await storage.put(part["url"], content=chunks())
+
+    assert response.request.headers["transfer-encoding"] == "chunked"
+    assert response.status_code == 411 and b"MissingContentLength" in response.content
+    assert sim.uploads[created.json()["upload"]["id"]].parts_received == 0
+
+
 async def test_a_part_url_with_a_bad_signature_is_forbidden(
     http: httpx.AsyncClient, storage: httpx.AsyncClient
 ) -> None:

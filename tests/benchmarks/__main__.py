@@ -98,6 +98,15 @@ def main(argv: list[str] | None = None) -> None:
             True,
         )
     )
+    rows.append(
+        (
+            "upload: its transfer vs curl's same steps",
+            f"{up['transfer_s']:.3f} vs {up['curl_s']:.3f} s: ×{up['transfer_ratio']:.2f}",
+            "≥ ×0.9",
+            up["transfer_ratio"] >= 0.9,
+        )
+    )
+    rows.append(("upload: its checks before any request", f"{up['check_s']:.3f} s", "(reported)", True))
     rows.append(("upload: server memory", f"{up['peak'] / 2**20:.1f} MiB above idle", "(reported)", True))
 
     section("waiting")

@@ -49,7 +49,14 @@ from scenario_upscale_mcp.api.retries import (
     backoff_seconds,
     retry_after_seconds,
 )
-from scenario_upscale_mcp.api.transfers import Download, HostCheck, LoopTransport, SizedChunks, Transfers
+from scenario_upscale_mcp.api.transfers import (
+    Download,
+    FilePart,
+    HostCheck,
+    LoopTransport,
+    SizedChunks,
+    Transfers,
+)
 from scenario_upscale_mcp.clock import AnyioClock, Clock
 from scenario_upscale_mcp.config import DEFAULT_BASE_URL, Settings
 
@@ -263,9 +270,9 @@ class ScenarioClient:
 
     # --- the HTTP the SDK does not do (api/transfers.py) ------------------------------------------
 
-    async def put_part(self, url: str, data: bytes) -> None:
-        """PUT one part's raw bytes to its presigned URL (`Transfers.put_part`)."""
-        await self._transfers.put_part(url, data)
+    async def put_part(self, url: str, part: FilePart) -> None:
+        """PUT one part, a byte range of a file, to its presigned URL (`Transfers.put_part`)."""
+        await self._transfers.put_part(url, part)
 
     def open_public_url(self, url: str, *, check_host: HostCheck) -> AbstractAsyncContextManager[SizedChunks]:
         """Stream an image from a user-given https URL, every hop's host checked and its addresses

@@ -2,9 +2,10 @@
 
 Under 3.5 MB the file goes inline as a data URL (`POST /assets`), as Scenario's own Blender and Unity
 clients send it (the gateway caps bodies at 10 MB, and base64 grows a file by a third). From 3.5 MB
-on it goes through the multipart `/uploads` flow (a single part is allowed): parts of at least 5 MiB read from disk one at a time and PUT a few at once, so
-memory stays bounded by part size × concurrency whatever the file's size; then `complete`, then
-polling until the upload is `imported` as an asset.
+on it goes through the multipart `/uploads` flow (a single part is allowed): parts of at least 5 MiB,
+a few PUT at once, each read from disk a slice at a time as its connection takes it (`FilePart`), so
+memory stays a few slices whatever the file's size; then `complete`, then polling until the upload
+is `imported` as an asset.
 """
 
 from __future__ import annotations
@@ -12,12 +13,12 @@ from __future__ import annotations
 import logging
 import math
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import anyio
 
 from scenario_upscale_mcp.api.errors import NotFoundError, UploadError
+from scenario_upscale_mcp.api.transfers import FilePart
 from scenario_upscale_mcp.clock import Clock, polling
 from scenario_upscale_mcp.images.reading import LocalImage
 
@@ -160,14 +161,13 @@ async def upload_in_parts(
     )
     if len(upload.parts) != count:
         raise UploadError(f"The API prepared {len(upload.parts)} upload parts instead of {count}.")
-    # Each part is read inside the limiter, so at most `concurrency` parts are in memory at once.
     limiter = anyio.CapacityLimiter(concurrency)
 
     async def send(number: int, url: str) -> None:
         async with limiter:
             offset = (number - 1) * part_size
-            data = await anyio.to_thread.run_sync(_read_range, image.path, offset, part_size)
-            await client.put_part(url, data)
+            part = FilePart(image.path, offset, min(part_size, image.size - offset))
+            await client.put_part(url, part)
 
     try:
         async with anyio.create_task_group() as group:
@@ -190,9 +190,3 @@ async def upload_in_parts(
     raise UploadError(
         f"Scenario did not finish importing {file_name} within {IMPORT_TIMEOUT_SECONDS:.0f} s; try again."
     )
-
-
-def _read_range(path: Path, offset: int, length: int) -> bytes:
-    with path.open("rb") as file:
-        file.seek(offset)
-        return file.read(length)

@@ -216,6 +216,9 @@ class UploadStore:
         if "authorization" in request.headers:
             # S3 refuses a second auth mechanism on a presigned URL (and the API secret must not go there).
             return xml_error(400, "InvalidArgument", "Only one auth mechanism allowed")
+        if "content-length" not in request.headers:
+            # S3 takes a part only with its length announced: a chunked body is refused.
+            return xml_error(411, "MissingContentLength", "You must provide the Content-Length HTTP header.")
         valid, expires = self._signer.check(f"{upload_id}/{number}", request)
         if not valid:
             return xml_error(
