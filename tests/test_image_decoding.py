@@ -9,7 +9,9 @@ decoding paths: libvips (PNG, JPEG and WebP, where it loads) and Pillow.
 from __future__ import annotations
 
 import base64
+import hashlib
 import io
+import threading
 import zlib
 from collections.abc import Callable
 from pathlib import Path
@@ -40,6 +42,7 @@ def decoder(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> 
         monkeypatch.setattr(reading, "load_vips", lambda: None)
     else:
         assert load_vips() is not None, "pyvips[binary] is a dependency: it should load here"
+        monkeypatch.setattr(reading, "VIPS_MIN_PIXELS", 0)  # libvips takes large images only: these too
     return request.param  # type: ignore[no-any-return]
 
 
@@ -171,10 +174,12 @@ def test_a_jpeg_is_decoded_at_an_eighth_of_its_size(
 def test_libvips_reads_a_jpeg_at_an_eighth_and_a_png_as_a_stream_of_rows(
     tmp_path: Path,
     settings: Settings,
+    monkeypatch: pytest.MonkeyPatch,
     decoded_sizes: list[tuple[int, int]],
     vips_loads: list[tuple[str, dict[str, Any]]],
 ) -> None:
     """Pillow decodes no pixels at all: it reads the header and the structure only."""
+    monkeypatch.setattr(reading, "VIPS_MIN_PIXELS", 0)  # these small files stand for large ones
     jpeg, png = tmp_path / "photo.jpg", tmp_path / "texture.png"
     Image.linear_gradient("L").resize((2000, 1600)).save(jpeg, "JPEG")
     png.write_bytes(png_with_idat(WIDTH, HEIGHT, zlib.compress(rows())))
@@ -184,6 +189,45 @@ def test_libvips_reads_a_jpeg_at_an_eighth_and_a_png_as_a_stream_of_rows(
     sequential = {"access": "sequential", "fail_on": "error"}
     assert vips_loads == [("jpegload", {"shrink": 8, **sequential}), ("pngload", sequential)]
     assert decoded_sizes == []
+
+
+def test_libvips_takes_large_images_only_and_the_hash_is_the_same_either_way(
+    tmp_path: Path,
+    settings: Settings,
+    decoded_sizes: list[tuple[int, int]],
+    vips_loads: list[tuple[str, dict[str, Any]]],
+) -> None:
+    """Below 4 megapixels libvips' set-up costs more than it saves; below 4 MiB so does a hash thread."""
+    small, large = tmp_path / "small.png", tmp_path / "large.png"
+    small.write_bytes(png_with_idat(WIDTH, HEIGHT, zlib.compress(rows())))
+    Image.linear_gradient("L").resize((2048, 2048)).save(large)  # 4.2 megapixels, a small file
+    checked_small = check_image_file(small, settings, "image")
+    checked_large = check_image_file(large, settings, "image")
+
+    assert decoded_sizes == [(WIDTH, HEIGHT)]
+    assert [loader for loader, _ in vips_loads] == ["pngload"]
+    for checked in (checked_small, checked_large):
+        assert checked.digest == hashlib.sha256(checked.path.read_bytes()).hexdigest()
+
+
+def test_a_large_files_hash_runs_beside_its_decode_and_is_the_same(
+    tmp_path: Path, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    threads: list[str] = []
+    digest = reading.content_digest
+
+    def recorded(path: Path) -> str:
+        threads.append(threading.current_thread().name)
+        return digest(path)
+
+    monkeypatch.setattr(reading, "content_digest", recorded)
+    monkeypatch.setattr(reading, "PARALLEL_HASH_BYTES", 0)
+    path = tmp_path / "texture.png"
+    path.write_bytes(png_with_idat(WIDTH, HEIGHT, zlib.compress(rows())))
+    checked = check_image_file(path, settings, "image")
+
+    assert checked.digest == hashlib.sha256(path.read_bytes()).hexdigest()
+    assert [name.split("_")[0] for name in threads] == ["content-hash"]
 
 
 def test_a_file_libvips_refuses_is_still_accepted_when_pillow_decodes_it(
@@ -197,6 +241,7 @@ def test_a_file_libvips_refuses_is_still_accepted_when_pillow_decodes_it(
 
     image_class = SimpleNamespace(jpegload=refusing, pngload=refusing, webpload=refusing)
     monkeypatch.setattr(reading, "load_vips", lambda: SimpleNamespace(Image=image_class, Error=vips.Error))
+    monkeypatch.setattr(reading, "VIPS_MIN_PIXELS", 0)
     good, damaged = tmp_path / "good.png", tmp_path / "unknown-filter.png"
     good.write_bytes(png_with_idat(WIDTH, HEIGHT, zlib.compress(rows())))
     damaged.write_bytes(unknown_filter())

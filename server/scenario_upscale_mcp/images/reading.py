@@ -35,6 +35,9 @@ ASSET_ID = re.compile(r"^asset_[A-Za-z0-9_-]+$")
 
 COPY_CHUNK_BYTES = 1024 * 1024
 KERNEL_COPY_BYTES = 64 * 1024 * 1024
+# From these sizes on, the checks use what pays for its set-up on a large image only.
+VIPS_MIN_PIXELS = 4_000_000  # the pixel check decodes through libvips
+PARALLEL_HASH_BYTES = 4 * 1024 * 1024  # the content hash runs in a thread beside the decode
 # copy_file_range's answers for "not here": no such call, not between these files or file systems.
 KERNEL_COPY_REFUSALS = {errno.ENOSYS, errno.EXDEV, errno.EINVAL, errno.EOPNOTSUPP}
 
@@ -177,16 +180,18 @@ def _copy_up_to(source: BinaryIO, sink: BinaryIO, limit: int) -> int:
     return copied
 
 
-def _decode_every_pixel(path: Path, image_format: str) -> None:
+def _decode_every_pixel(path: Path, image_format: str, pixel_count: int) -> None:
     """Decode the whole pixel stream once, keeping none of it; raise Pillow's error if it is damaged.
 
-    PNG, JPEG and WebP go through libvips where it loads: it decodes a stream of rows in bounded
-    memory at about twice Pillow's speed (a 100 MB PNG: 0.13 s and a few MiB, against 0.3 s and
-    130 MiB). A file libvips refuses is decoded by Pillow as well, and refused only if Pillow fails
-    too, so no image Pillow reads is turned away. Pillow decodes the other formats, holding at most
-    4 bytes a pixel. A JPEG decodes at 1/8 scale either way, which still reads every coefficient.
+    Large PNG, JPEG and WebP images go through libvips where it loads: it decodes a stream of rows in
+    bounded memory at about twice Pillow's speed (a 100 MB PNG: 0.13 s and a few MiB, against 0.3 s
+    and 130 MiB). A file libvips refuses is decoded by Pillow as well, and refused only if Pillow
+    fails too, so no image Pillow reads is turned away. Pillow decodes small images (libvips' set-up
+    would cost more than it saves) and the other formats, holding at most 4 bytes a pixel. A JPEG
+    decodes at 1/8 scale either way, which still reads every coefficient.
     """
-    vips = load_vips() if image_format in VIPS_FORMATS else None
+    large = pixel_count >= VIPS_MIN_PIXELS
+    vips = load_vips() if large and image_format in VIPS_FORMATS else None
     if vips is not None:
         name = str(path)
         try:
@@ -219,12 +224,16 @@ def check_image_file(path: Path, settings: Settings, field: str, *, display: str
     that decode; and its content hash (blocking: the decode of a large image takes a moment; run it
     in a worker thread).
 
-    The hash is computed in a thread of its own meanwhile: both release the GIL, so on two cores a
-    100 MB image is hashed for free while it decodes.
+    The hash of a large file is computed in a thread of its own meanwhile: both release the GIL, so
+    on two cores a 100 MB image is hashed for free while it decodes.
     """
+    shown = display or str(path)
+    if path.stat().st_size < PARALLEL_HASH_BYTES:  # a thread would cost more than it saves
+        checked = _check_content(path, settings, field, shown)
+        return dataclasses.replace(checked, digest=content_digest(path))
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="content-hash") as hasher:
         digest = hasher.submit(content_digest, path)
-        checked = _check_content(path, settings, field, display or str(path))
+        checked = _check_content(path, settings, field, shown)
         return dataclasses.replace(checked, digest=digest.result())
 
 
@@ -270,7 +279,7 @@ def _check_content(path: Path, settings: Settings, field: str, shown: str) -> Lo
     # stream, an unknown row filter or rows cut short, which the API would accept, bill, and then fail
     # on. So the pixels are decoded once, here, after the pixel cap has bounded what that costs.
     try:
-        _decode_every_pixel(path, image_format)
+        _decode_every_pixel(path, image_format, width * height)
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
         reason = next(iter(str(exc).splitlines()), "")[:120] or exc.__class__.__name__
         raise InputError(
